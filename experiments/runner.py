@@ -1,0 +1,92 @@
+"""One job: validate its config, run SGD, and log everything to one MLflow run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments import tracking
+from experiments.config import build, config_hash, params, resolved, validate
+from experiments.sgd import run_sgd
+
+log = logging.getLogger(__name__)
+
+
+def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
+    """The estimator, then the values this job sets on the command line or in the sweep.
+
+    ``problem.distance=100`` reads ``distance=100``; tracking overrides are left out.
+    """
+    parts = [cfg.estimator.name]
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key == "estimator" or key.startswith(("tracking.", "hydra.")):
+            continue
+        parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+    return " ".join(parts)
+
+
+def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Run the job that ``cfg`` describes and log it; returns its summary metrics.
+
+    Raises :class:`experiments.config.ConfigError` before touching the store if a value is
+    invalid. A diverging trajectory is a result (``diverged`` = 1, run FINISHED); an
+    exception marks the run FAILED (KILLED on an interrupt) and propagates.
+    """
+    validate(cfg)
+    problem = build(cfg.problem)
+    estimator = build(cfg.estimator)
+    uri = cfg.tracking.uri
+    sweep_id = cfg.tracking.sweep_id or tracking.new_sweep_id()
+    tags = {
+        "estimator": cfg.estimator.name,
+        "problem": cfg.problem.name,
+        "sweep_id": sweep_id,
+        "git_commit": tracking.git_commit(),
+        "config_hash": config_hash(cfg),
+    }
+    run_id = tracking.start_run(
+        uri,
+        cfg.tracking.experiment,
+        run_name(cfg, overrides),
+        tags,
+        params(cfg),
+        parent_run_id=cfg.tracking.parent_run_id,
+    )
+    error: BaseException | None = None
+    try:
+        result = run_sgd(
+            problem,
+            estimator,
+            step_size=cfg.step_size,
+            steps=cfg.steps,
+            samples=cfg.samples,
+            seed=cfg.seed,
+            variance_samples=cfg.variance_samples,
+            log_points=cfg.log_points,
+            tolerance=cfg.tolerance,
+            divergence_factor=cfg.divergence_factor,
+        )
+        tracking.log_curves(uri, run_id, result.steps, result.curves, result.summary)
+        tracking.log_files(
+            uri,
+            run_id,
+            {"config.yaml": OmegaConf.to_yaml(resolved(cfg)), "trajectory.npy": result.trajectory},
+        )
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        tracking.end_run(uri, run_id, tracking.job_status(error))
+    s = result.summary
+    log.info(
+        "%s: final_dist=%.4g steps_to_tol=%d diverged=%d (run %s)",
+        run_name(cfg, overrides),
+        s["final_dist"],
+        s["steps_to_tol"],
+        s["diverged"],
+        run_id,
+    )
+    return {**s, "run_id": run_id}

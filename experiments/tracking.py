@@ -1,0 +1,165 @@
+"""MLflow bookkeeping for runs and sweeps.
+
+Everything goes through :class:`mlflow.MlflowClient` with explicit run ids, never through
+MLflow's fluent active-run stack: a worker process that runs several jobs in turn carries
+no MLflow state from one to the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from experiments.config import PROJECT_ROOT, ConfigError
+
+# Schema migrations of a new store log at INFO through alembic: noise in a job's output.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+FINISHED = RunStatus.to_string(RunStatus.FINISHED)
+FAILED = RunStatus.to_string(RunStatus.FAILED)
+KILLED = RunStatus.to_string(RunStatus.KILLED)
+
+
+@functools.cache
+def client(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri)
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifact root for a new experiment: beside the database for a SQLite store.
+
+    MLflow's own default for SQLite is ``./mlruns`` under whatever the working directory
+    is; artifacts would scatter across Hydra's job directories.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where artifacts go
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    return (Path(path).resolve().parent / "mlruns").as_uri()
+
+
+def experiment_id(uri: str, name: str) -> str:
+    """Id of experiment ``name``, created if missing (safe when jobs race to create it)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return c.create_experiment(name, artifact_location=artifact_location(uri))
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = c.get_experiment_by_name(name)
+    if exp.lifecycle_stage != "active":
+        raise ConfigError(
+            f"invalid tracking.experiment={name!r}: it is deleted in the store; "
+            "allowed: an active or new experiment name (restore it in the MLflow UI or pick another)"
+        )
+    return exp.experiment_id
+
+
+@functools.cache
+def git_commit() -> str:
+    """Commit of the checkout the code runs from ("+dirty" with uncommitted changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def new_sweep_id() -> str:
+    """A sortable, unique id: UTC time of the sweep's start and a random suffix."""
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def start_run(
+    uri: str,
+    experiment: str,
+    name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str] = {},
+    parent_run_id: str | None = None,
+) -> str:
+    """Create a RUNNING run with its tags and params; returns its id."""
+    c = client(uri)
+    all_tags = {**tags, MLFLOW_RUN_NAME: name}
+    if parent_run_id:
+        all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    run = c.create_run(experiment_id(uri, experiment), tags=all_tags, run_name=name)
+    if params:
+        c.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    return run.info.run_id
+
+
+def end_run(uri: str, run_id: str, status: str, metrics: Mapping[str, float] = {}) -> None:
+    c = client(uri)
+    if metrics:
+        now = int(time.time() * 1000)
+        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    c.set_terminated(run_id, status=status)
+
+
+def log_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_curves(
+    uri: str, run_id: str, steps: np.ndarray, curves: Mapping[str, np.ndarray], summary: Mapping[str, float]
+) -> None:
+    """Log every curve point and the summary in batched requests (MLflow splits at 1,000).
+
+    A curve with no finite value (an exact variance the problem does not know) is left out.
+    """
+    now = int(time.time() * 1000)
+    step_list = [int(s) for s in steps]
+    metrics = [
+        Metric(name, value, now, step)
+        for name, values in curves.items()
+        if np.isfinite(values).any()
+        for step, value in zip(step_list, values.tolist())
+    ]
+    metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
+    client(uri).log_batch(run_id, metrics=metrics)
+
+
+def log_files(uri: str, run_id: str, files: Mapping[str, bytes | str | np.ndarray]) -> None:
+    """Write ``files`` (name -> text, bytes or array saved as .npy) and log them as artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            path = Path(tmp) / name
+            if isinstance(content, np.ndarray):
+                np.save(path, content)
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
+        client(uri).log_artifacts(run_id, tmp)
+
+
+def job_status(error: BaseException | None) -> str:
+    if error is None:
+        return FINISHED
+    return KILLED if isinstance(error, (KeyboardInterrupt, SystemExit)) else FAILED
+
