@@ -46,6 +46,7 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
         "sweep_id": sweep_id,
         "git_commit": tracking.git_commit(),
         "config_hash": config_hash(cfg),
+        "run_kind": "job",
     }
     run_id = tracking.start_run(
         uri,

@@ -72,6 +72,7 @@ class TrackedSweeper(BasicSweeper):
                 f"sweep {sweep_id}",
                 tags={
                     "sweep_id": sweep_id,
+                    "run_kind": "sweep",
                     "git_commit": tracking.git_commit(),
                     "sweep_jobs": str(jobs),
                     "sweep_overrides": " ".join(self._parse_config() + list(arguments)),
