@@ -1,0 +1,100 @@
+"""Estimators against closed forms: unbiasedness and exact variance, tolerances from standard errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import estimators
+from experiments.problems import Quadratic
+
+ESTIMATORS = [estimators.score_function, estimators.reparameterization]
+Z = 5.0  # standard errors allowed; a correct estimator fails one check with probability ~6e-7
+
+# (d, D, σ, N): dimensions, distances (including the optimum itself), scales, sample counts.
+SETTINGS = [(1, 0.0, 1.0, 1), (2, 3.0, 1.0, 1), (2, 10.0, 0.5, 4), (5, 2.0, 2.0, 3), (10, 1.0, 0.3, 2)]
+
+
+def replicate(estimator, problem, theta, samples, replicates, seed):
+    """``replicates`` independent N-sample estimates ḡ (shape (replicates, d))."""
+    rng = np.random.default_rng(seed)
+    g = estimator(problem, theta, problem.sigma, rng, replicates * samples)
+    return g.reshape(replicates, samples, -1).mean(axis=1)
+
+
+def theta_off_optimum(problem: Quadratic) -> np.ndarray:
+    """A point away from θ₀ and from x, so that a sign or scale slip shows."""
+    return problem.theta0 + 0.3 * problem.optimum - 0.5
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("d, D, sigma, N", SETTINGS)
+def test_unbiased_for_true_gradient(estimator, d, D, sigma, N):
+    problem = Quadratic(dim=d, distance=D, sigma=sigma)
+    theta = theta_off_optimum(problem)
+    est = replicate(estimator, problem, theta, N, 200_000, seed=1)
+    se = est.std(axis=0, ddof=1) / math.sqrt(len(est))
+    np.testing.assert_array_less(np.abs(est.mean(axis=0) - problem.true_grad(theta)), Z * se)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize("d, D, sigma, N", SETTINGS)
+def test_variance_matches_closed_form(estimator, d, D, sigma, N):
+    problem = Quadratic(dim=d, distance=D, sigma=sigma)
+    theta = theta_off_optimum(problem)
+    est = replicate(estimator, problem, theta, N, 200_000, seed=2)
+    # Per-replicate squared deviations about the true mean: their average is tr Cov exactly
+    # in expectation, and their spread gives the standard error.
+    sq = ((est - problem.true_grad(theta)) ** 2).sum(axis=1)
+    exact = problem.grad_variance_exact(estimator, theta, N)
+    assert abs(sq.mean() - exact) < Z * sq.std(ddof=1) / math.sqrt(len(sq))
+
+
+def test_contract_formula_at_unit_scale():
+    """The contract's σ = 1 forms: score function d(s² + (2d+8)s + (d+2)(d+4)) + 4s; pathwise 4d."""
+    problem = Quadratic(dim=3, distance=4.0, sigma=1.0)
+    theta = problem.theta0
+    s = 16.0
+    assert problem.grad_variance_exact(estimators.score_function, theta, 1) == pytest.approx(
+        3 * (s * s + 14 * s + 35) + 4 * s
+    )
+    assert problem.grad_variance_exact(estimators.reparameterization, theta, 2) == pytest.approx(6.0)
+
+
+def test_score_function_variance_grows_like_distance_to_the_fourth():
+    sf = estimators.score_function
+    var = [Quadratic(dim=2, distance=D).grad_variance_exact(sf, np.zeros(2), 1) for D in (1e3, 1e4)]
+    assert var[1] / var[0] == pytest.approx(1e4, rel=1e-3)
+
+
+def test_estimators_share_base_noise():
+    """Same generator state, same ε: ĝ_RP = 2(θ + σε − x) and ĝ_SF = f(θ + σε)·ε/σ."""
+    problem = Quadratic(dim=3, distance=5.0, sigma=0.7)
+    theta = np.array([0.5, -1.0, 2.0])
+    rp = estimators.reparameterization(problem, theta, problem.sigma, np.random.default_rng(7), 64)
+    sf = estimators.score_function(problem, theta, problem.sigma, np.random.default_rng(7), 64)
+    eps = (rp / 2 - theta + problem.optimum) / problem.sigma
+    np.testing.assert_allclose(sf, problem(theta + problem.sigma * eps)[:, None] * eps / problem.sigma, rtol=1e-9)
+
+
+def test_per_sample_shape_and_linear_integrand():
+    """For f(z) = aᵀz both estimate ∇L = a; the pathwise one is then exact per sample."""
+
+    class Linear:
+        a = np.array([1.0, -2.0])
+
+        def __call__(self, z):
+            return z @ self.a
+
+        def grad(self, z):
+            return np.broadcast_to(self.a, z.shape)
+
+    f, theta, rng = Linear(), np.array([3.0, 4.0]), np.random.default_rng(0)
+    rp = estimators.reparameterization(f, theta, 1.5, rng, 10)
+    assert rp.shape == (10, 2)
+    np.testing.assert_array_equal(rp, np.broadcast_to(f.a, (10, 2)))
+    sf = estimators.score_function(f, theta, 1.5, rng, 100_000)
+    se = sf.std(axis=0, ddof=1) / math.sqrt(len(sf))
+    np.testing.assert_array_less(np.abs(sf.mean(axis=0) - f.a), Z * se)
