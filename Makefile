@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
+SERVER_PORT ?= 5050
 STORE ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: install run test ui clean
+.PHONY: install run test ui server clean
 
 install: $(STAMP)
 
@@ -28,6 +29,12 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(UI_PORT)
+
+# A tracking server over the same store, for parallel jobs or several machines:
+# point runs at it with tracking.uri=http://127.0.0.1:$(SERVER_PORT).
+server: $(STAMP)
+	$(VENV)/bin/mlflow server --backend-store-uri $(STORE) --artifacts-destination $(CURDIR)/mlartifacts \
+		--host 127.0.0.1 --port $(SERVER_PORT)
 
 clean:
 	rm -rf outputs multirun reports .pytest_cache

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,12 +107,31 @@ def redact_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def hide_credentials(argv: list[str]) -> list[str]:
+    """Move a ``tracking.uri=`` override that carries credentials out of ``argv``.
+
+    The URI goes to ``MLFLOW_TRACKING_URI``, which the config reads, so Hydra never sees it:
+    Hydra writes command-line overrides in clear into its output folders and logs.
+    """
+    kept = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        value = value.strip("'\"")
+        if sep and key.lstrip("+") == "tracking.uri" and "," not in value and redact_uri(value) != value:
+            os.environ["MLFLOW_TRACKING_URI"] = value
+        else:
+            kept.append(arg)
+    return kept
+
+
 # Keys that say where a run is logged, not what it computes.
 _TRACKING_ONLY = ("tracking.uri", "tracking.parent_run_id", "tracking.sweep_id")
 
 
 def resolved(cfg: DictConfig) -> dict:
     """The resolved config as plain data, with the tracking URI's credentials removed."""
+    if "hydra" in cfg:  # in configs the sweeper composes, not in a job's; needs a job to resolve
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     data = OmegaConf.to_container(cfg, resolve=True)
     if isinstance(data.get("tracking"), dict) and data["tracking"].get("uri"):
         data["tracking"]["uri"] = redact_uri(str(data["tracking"]["uri"]))

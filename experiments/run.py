@@ -15,7 +15,9 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from experiments.config import PROJECT_ROOT, ConfigError, refuse
+from experiments import tracking
+from experiments.config import PROJECT_ROOT, ConfigError, hide_credentials, refuse, validate
+from experiments.interrupts import Interrupted, sigterm_raises
 from experiments.runner import execute
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -54,14 +56,28 @@ def check_group_choices(argv: Sequence[str]) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
-    try:
+    if hc.mode == RunMode.MULTIRUN:
+        # The sweeper validated every job and checked the store up front; a ConfigError
+        # here fails this job alone.
         return execute(cfg, overrides=hc.overrides.task)
+    try:
+        validate(cfg)
+        tracking.preflight(cfg.tracking.uri)
     except ConfigError as err:
-        if hc.mode == RunMode.MULTIRUN:
-            raise  # the sweeper validated every job up front; this one fails alone
         refuse(str(err))
+    with sigterm_raises():
+        return execute(cfg, overrides=hc.overrides.task)
+
+
+def cli() -> None:
+    sys.argv[1:] = hide_credentials(sys.argv[1:])
+    check_group_choices(sys.argv[1:])
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        print("mcgrad-bench: interrupted; the active runs were marked KILLED", file=sys.stderr)
+        raise SystemExit(143 if isinstance(err, Interrupted) else 130) from None
 
 
 if __name__ == "__main__":
-    check_group_choices(sys.argv[1:])
-    main()
+    cli()

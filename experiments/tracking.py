@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from mlflow import MlflowClient
@@ -23,14 +26,18 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from experiments.config import PROJECT_ROOT, ConfigError
+from experiments.config import PROJECT_ROOT, ConfigError, redact_uri
 
 # Schema migrations of a new store log at INFO through alembic: noise in a job's output.
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# Against a server MLflow prints a "View run at <uri>" line per closed run: noise, an extra
+# request per job, and the URI may carry credentials.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 FAILED = RunStatus.to_string(RunStatus.FAILED)
 KILLED = RunStatus.to_string(RunStatus.KILLED)
+RUNNING = RunStatus.to_string(RunStatus.RUNNING)
 
 
 @functools.cache
@@ -38,18 +45,73 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    path = uri[len("sqlite:///") :].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
+    return None if path in ("", ":memory:") else Path(path)
+
+
 def artifact_location(uri: str) -> str | None:
     """Artifact root for a new experiment: beside the database for a SQLite store.
 
     MLflow's own default for SQLite is ``./mlruns`` under whatever the working directory
-    is; artifacts would scatter across Hydra's job directories.
+    is; artifacts would scatter across Hydra's job directories. A tracking server decides
+    for itself (None).
     """
-    if not uri.startswith("sqlite:///"):
-        return None  # a tracking server decides where artifacts go
-    path = uri[len("sqlite:///") :].split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return None
-    return (Path(path).resolve().parent / "mlruns").as_uri()
+    path = _sqlite_path(uri)
+    return None if path is None else (path.resolve().parent / "mlruns").as_uri()
+
+
+def preflight(uri: str, timeout: float = 10.0) -> None:
+    """Make sure the store answers (creating a new SQLite store) before any job runs.
+
+    Raises :class:`ConfigError` in one line, within about ``timeout`` seconds, if a SQLite
+    path cannot be written or a remote store does not answer: MLflow itself would retry an
+    unreachable server for minutes. Creating a new SQLite store here, in one process, also
+    keeps parallel jobs from racing on its schema.
+    """
+    shown = redact_uri(uri)
+    path = _sqlite_path(uri)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+                raise PermissionError("not writable")
+            client(uri).search_experiments(max_results=1)
+        except (OSError, MlflowException) as err:
+            reason = " ".join(str(getattr(err, "strerror", None) or err).split())[:200]
+            raise ConfigError(
+                f"invalid tracking.uri={shown}: cannot write the store ({reason}); "
+                "allowed: a SQLite file in a writable directory, or a reachable tracking server"
+            ) from None
+        return
+
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            outcome.append(None)
+        except BaseException as err:  # reported below, in the caller's thread
+            outcome.append(err)
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout)))
+    try:
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        thread.join(timeout)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if not outcome or outcome[0] is not None:
+        reason = f"no answer within {timeout:g} s" if not outcome else type(outcome[0]).__name__
+        raise ConfigError(
+            f"invalid tracking.uri={shown}: the tracking store is unreachable ({reason}); "
+            f"allowed: a reachable MLflow tracking server or database ({urlsplit(uri).scheme or 'path'} URI given)"
+        )
 
 
 def experiment_id(uri: str, name: str) -> str:
@@ -156,6 +218,37 @@ def log_files(uri: str, run_id: str, files: Mapping[str, bytes | str | np.ndarra
             else:
                 path.write_text(content)
         client(uri).log_artifacts(run_id, tmp)
+
+
+def runs_of_sweep(uri: str, experiment: str, sweep_id: str, statuses: Iterable[str] = ()) -> list:
+    """The job runs of one sweep, optionally only those in ``statuses``."""
+    query = f"tags.sweep_id = '{sweep_id}' AND tags.run_kind = 'job'"
+    found = client(uri).search_runs([experiment_id(uri, experiment)], query, max_results=50_000)
+    wanted = set(statuses)
+    return [r for r in found if not wanted or r.info.status in wanted]
+
+
+def find_sweep(uri: str, experiment: str, sweep_key: str):
+    """The latest parent run of a sweep over exactly this grid (tag ``sweep_key``), or None."""
+    query = f"tags.run_kind = 'sweep' AND tags.sweep_key = '{sweep_key}'"
+    found = client(uri).search_runs(
+        [experiment_id(uri, experiment)], query, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    return found[0] if found else None
+
+
+def close_runs(uri: str, runs: Iterable, status: str, reason: str) -> int:
+    """Terminate ``runs`` with ``status`` and a ``stopped_because`` tag; returns how many."""
+    count = 0
+    for run in runs:
+        log_tags(uri, run.info.run_id, {"stopped_because": reason})
+        client(uri).set_terminated(run.info.run_id, status=status)
+        count += 1
+    return count
+
+
+def reopen(uri: str, run_id: str) -> None:
+    client(uri).update_run(run_id, status=RUNNING)
 
 
 def job_status(error: BaseException | None) -> str:

@@ -1,15 +1,20 @@
-"""``hydra/sweeper=tracked``: Hydra's grid sweep, checked up front and recorded in MLflow.
+"""``hydra/sweeper=tracked``: Hydra's grid sweep, checked up front, recorded in MLflow, resumable.
 
-Before any job runs, every job's config is composed and validated, so a sweep with one bad
-value is refused whole and writes nothing. The sweep then runs under one MLflow parent run
-whose id and ``sweep_id`` reach each job as ``tracking.*`` overrides; the parent is closed
-in all cases: FINISHED, FAILED when a job failed, KILLED on an interrupt.
+- Before any job runs, every job's config is composed and validated and the store is
+  checked, so a sweep with one bad value is refused whole and writes nothing.
+- The sweep runs under one MLflow parent run whose id and ``sweep_id`` reach each job as
+  ``tracking.*`` overrides. The parent is closed in all cases: FINISHED, FAILED when a job
+  failed, KILLED on an interrupt (SIGINT or SIGTERM), with the sweep's still-running jobs.
+- The same grid again (same job configs, tag ``sweep_key``) resumes that sweep: grid points
+  with a FINISHED run are skipped, runs left RUNNING by a killed process are marked FAILED,
+  and the rest run. ``hydra.sweeper.rerun=true`` starts a new sweep instead.
 """
 
-
+import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -18,80 +23,120 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrackedSweeperConf:
     _target_: str = "hydra_plugins.mcgrad_bench.tracked_sweeper.TrackedSweeper"
     max_batch_size: Optional[int] = None
     params: Optional[Dict[str, str]] = None
+    # Run every grid point again, as a new sweep, even those that already finished.
+    rerun: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="tracked", node=TrackedSweeperConf, provider="mcgrad-bench")
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: Any) -> str:
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 class TrackedSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None, rerun: bool = False):
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.rerun = rerun
+
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here: Hydra imports every plugin module at start-up, MLflow is slow to import.
+        from experiments.interrupts import sigterm_raises
+
+        with sigterm_raises():
+            return self._sweep(arguments)
+
+    def _plan(self, arguments: List[str]):
+        """Every job's overrides and config hash, validated; and the one store they log to."""
         from experiments import tracking
-        from experiments.config import ConfigError, refuse, validate
+        from experiments.config import ConfigError, config_hash, refuse, validate
 
-        assert self.hydra_context is not None and self.launcher is not None and self.config is not None
+        assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
-        overrides = OverridesParser.create(config_loader=loader).parse_overrides(self._parse_config() + list(arguments))
-        batches = self.split_arguments(overrides, self.max_batch_size)
-
-        stores = set()
-        for batch in batches:
-            for job in batch:
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(self._parse_config() + list(arguments))
+        jobs, stores = [], set()
+        for batch in self.split_arguments(parsed, None):
+            for overrides in batch:
                 try:
-                    cfg = loader.load_sweep_config(self.config, list(job))
+                    cfg = loader.load_sweep_config(self.config, list(overrides))
                     validate(cfg)
                 except ConfigError as err:
                     refuse(str(err))
                 except HydraException as err:
                     refuse(_one_line(err))
                 stores.add((cfg.tracking.uri, cfg.tracking.experiment))
+                jobs.append((list(overrides), config_hash(cfg)))
         if len(stores) != 1:
             refuse("invalid sweep over tracking.uri or tracking.experiment: allowed: one store and experiment per sweep")
         ((uri, experiment),) = stores
+        try:
+            tracking.preflight(uri)
+        except ConfigError as err:
+            refuse(str(err))
+        return jobs, uri, experiment
+
+    def _sweep(self, arguments: List[str]) -> Any:
+        from experiments import tracking
+        from experiments.config import ConfigError, refuse
+
+        assert self.launcher is not None and self.config is not None
+        jobs, uri, experiment = self._plan(arguments)
+        sweep_key = hashlib.sha256("\n".join(sorted(h for _, h in jobs)).encode()).hexdigest()[:16]
+
+        previous = None if self.rerun else tracking.find_sweep(uri, experiment, sweep_key)
+        done: set = set()
+        if previous is not None:
+            parent = previous.info.run_id
+            sweep_id = previous.data.tags["sweep_id"]
+            stale = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
+            tracking.close_runs(uri, stale, tracking.FAILED, "left RUNNING by a process that died")
+            done = {r.data.tags.get("config_hash") for r in tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED])}
+            tracking.reopen(uri, parent)
+            log.info(
+                "Resuming sweep %s: %d of %d grid points already finished, %d stale runs marked FAILED",
+                sweep_id, sum(h in done for _, h in jobs), len(jobs), len(stale),
+            )
+        else:
+            sweep_id = tracking.new_sweep_id()
+            try:
+                parent = tracking.start_run(
+                    uri,
+                    experiment,
+                    f"sweep {sweep_id}",
+                    tags={
+                        "run_kind": "sweep",
+                        "sweep_id": sweep_id,
+                        "sweep_key": sweep_key,
+                        "git_commit": tracking.git_commit(),
+                        "sweep_jobs": str(len(jobs)),
+                        "sweep_overrides": " ".join(self._parse_config() + list(arguments)),
+                    },
+                )
+            except ConfigError as err:
+                refuse(str(err))
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        jobs = sum(len(batch) for batch in batches)
-        sweep_id = tracking.new_sweep_id()
-        try:
-            parent = tracking.start_run(
-                uri,
-                experiment,
-                f"sweep {sweep_id}",
-                tags={
-                    "sweep_id": sweep_id,
-                    "run_kind": "sweep",
-                    "git_commit": tracking.git_commit(),
-                    "sweep_jobs": str(jobs),
-                    "sweep_overrides": " ".join(self._parse_config() + list(arguments)),
-                },
-            )
-        except ConfigError as err:
-            refuse(str(err))
         extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'"]
-
-        returns: List[List[JobReturn]] = []
+        todo = [overrides + extra for overrides, h in jobs if h not in done]
+        returns: List[Sequence[JobReturn]] = []
         failures: List[JobReturn] = []
         diverged = 0
         error: Optional[BaseException] = None
         try:
-            start = 0
-            for batch in batches:
-                results = self.launcher.launch([list(job) + extra for job in batch], initial_job_idx=start)
-                start += len(batch)
-                returns.append(list(results))
+            for start, batch in enumerate_batches(todo, self.max_batch_size):
+                results = self.launcher.launch(batch, initial_job_idx=start)
+                returns.append(results)
                 for r in results:
                     if r.status == JobStatus.FAILED:
                         failures.append(r)
@@ -101,14 +146,25 @@ class TrackedSweeper(BasicSweeper):
             error = err
             raise
         finally:
+            if error is not None:
+                # Jobs in other processes (parallel launchers) cannot close their own runs.
+                running = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
+                tracking.close_runs(uri, running, tracking.job_status(error), f"sweep stopped: {type(error).__name__}")
             status = tracking.job_status(error) if error else (tracking.FAILED if failures else tracking.FINISHED)
-            done = sum(len(r) for r in returns)
+            finished = len(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
             tracking.end_run(
                 uri,
                 parent,
                 status,
-                metrics={"jobs": jobs, "jobs_done": done, "jobs_failed": len(failures), "runs_diverged": diverged},
+                metrics={"jobs": len(jobs), "jobs_done": finished, "jobs_failed": len(failures), "runs_diverged": diverged},
             )
         if failures:
             _ = failures[0].return_value  # raises the first job's error, as Hydra's basic sweeper does
         return returns
+
+
+def enumerate_batches(jobs: List[List[str]], size: Optional[int]):
+    """(index of the first job, batch) pairs of at most ``size`` jobs (all at once if None)."""
+    step = size if size and size > 0 else max(len(jobs), 1)
+    for start in range(0, len(jobs), step):
+        yield start, jobs[start : start + step]
