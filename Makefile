@@ -7,7 +7,7 @@ UI_PORT ?= 5000
 SERVER_PORT ?= 5050
 STORE ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: install run test ui server clean
+.PHONY: install run test bench ui server clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Ratios of where a sweep's time goes; not part of `make test` (timings depend on the machine).
+bench: $(STAMP)
+	$(PY) benchmarks/bench_suite.py
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(UI_PORT)

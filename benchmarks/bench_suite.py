@@ -1,0 +1,172 @@
+"""Where a sweep's time goes, as ratios measured within one invocation (machine noise cancels).
+
+    python benchmarks/bench_suite.py [--quick]
+
+1. sweep overhead: the default 90-job sweep / the same grid in a no-op Hydra app (target <= 1.5)
+2. notebook-style run (one step at a time, one mlflow.log_metric per value) / the suite's run (target >= 50)
+3. one gradient estimate / drawing its normals, N = 10^4, d = 2 and 30 (target <= 2)
+4. basic launcher / joblib launcher with 2 workers, same grid (target >= 1.6), every run present
+5. time and peak memory per run as the grid grows from 10 to 1,000 runs (flat)
+
+Not part of the test suite: timings depend on the machine; only the ratios are meant to be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+SUITE = ["-m", "experiments.run"]
+NOOP = ["benchmarks/noop_app.py"]
+
+
+def cli(args: list[str], store: Path, entry: list[str] = SUITE) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command, writing into ``store``."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    head = [sys.executable, *entry]
+    flags = [a for a in args if a.startswith("-")]
+    rest = [a for a in args if not a.startswith("-")]
+    cmd = [*head, *flags, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"hydra.sweep.dir={store / 'multirun'}",
+           f"hydra.run.dir={store / 'outputs'}", *rest]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    tic = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - tic
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024
+
+
+def count_runs(store: Path) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(ids, "tags.run_kind = 'job' and attributes.status = 'FINISHED'", max_results=50_000))
+
+
+def sweep_overhead(tmp: Path) -> dict:
+    suite, _ = cli(["-m"], tmp / "suite")
+    floor, _ = cli(["-m", "hydra/sweeper=basic"], tmp / "noop", entry=NOOP)
+    return {"suite_s": suite, "hydra_floor_s": floor, "ratio": suite / floor, "target": "<= 1.5"}
+
+
+def notebook_vs_suite(tmp: Path) -> dict:
+    """The founding setting, T = 5,000, the contract's curves at the same 101 steps."""
+    import mlflow
+    from hydra import compose, initialize_config_dir
+
+    import estimators
+    from experiments.problems import Quadratic
+    from experiments.runner import execute
+    from experiments.sgd import log_steps
+
+    uri = f"sqlite:///{tmp / 'nb' / 'mlflow.db'}"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"tracking.uri={uri}", "step_size=1e-4"])
+    execute(cfg)  # creates the store and warms imports, as a notebook's first cell would
+
+    problem, alpha, T, V = Quadratic(), cfg.step_size, cfg.steps, cfg.variance_samples
+    logged = set(log_steps(T, cfg.log_points).tolist())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("notebook")
+
+    def notebook() -> None:
+        x = problem.optimum
+        theta = np.zeros(2)
+        with mlflow.start_run():
+            for t in range(T + 1):
+                if t in logged:
+                    grads = np.array([(np.linalg.norm(z - x) ** 2) * (z - theta)
+                                      for z in (np.random.randn(V, 2) + theta)])
+                    var = grads.var(axis=0, ddof=1).sum()
+                    exact = problem.grad_variance_exact(estimators.score_function, theta, 1)
+                    g = 2 * (theta - x)
+                    mlflow.log_metric("loss", np.linalg.norm(theta - x) ** 2 + 2, step=t)
+                    mlflow.log_metric("dist_to_opt", np.linalg.norm(theta - x), step=t)
+                    mlflow.log_metric("grad_variance", var, step=t)
+                    mlflow.log_metric("grad_variance_exact", exact, step=t)
+                    mlflow.log_metric("grad_snr", g @ g / var, step=t)
+                if t == T:
+                    break
+                z = np.random.randn(2) + theta
+                theta = theta - alpha * (z - theta) * np.linalg.norm(z - x) ** 2
+
+    nb = min(timeit.repeat(notebook, number=1, repeat=2))
+    suite = min(timeit.repeat(lambda: execute(cfg), number=1, repeat=5))
+    return {"notebook_s": nb, "suite_s": suite, "ratio": nb / suite, "target": ">= 50"}
+
+
+def estimator_cost() -> list[dict]:
+    import estimators
+    from experiments.problems import Quadratic
+
+    rows = []
+    for d in (2, 30):
+        problem = Quadratic(dim=d, distance=10.0)
+        theta = np.zeros(d)
+        rng = np.random.default_rng(0)
+        draw = min(timeit.repeat(lambda: rng.standard_normal((10_000, d)), number=20, repeat=7)) / 20
+        for est in (estimators.score_function, estimators.reparameterization):
+            t = min(timeit.repeat(lambda: est(problem, theta, 1.0, rng, 10_000), number=20, repeat=7)) / 20
+            rows.append({"estimator": est.__name__, "d": d, "estimate_us": t * 1e6, "normals_us": draw * 1e6,
+                         "ratio": t / draw, "target": "<= 2"})
+    return rows
+
+
+def parallel(tmp: Path) -> dict:
+    basic, _ = cli(["-m"], tmp / "basic")
+    par, _ = cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], tmp / "joblib")
+    runs = count_runs(tmp / "joblib")
+    return {"basic_s": basic, "joblib2_s": par, "speedup": basic / par, "runs_present": runs, "target": ">= 1.6"}
+
+
+def scaling(tmp: Path, sizes: list[int]) -> list[dict]:
+    rows = []
+    for n in sizes:
+        grid = ["hydra.sweeper.params=null", "steps=500", f"seed=range({n})"]
+        wall, peak = cli(["-m", *grid], tmp / f"scale{n}")
+        rows.append({"runs": n, "wall_s": wall, "per_run_ms": 1000 * wall / n, "peak_rss_mib": peak})
+    return rows
+
+
+def show(title: str, rows) -> None:
+    rows = rows if isinstance(rows, list) else [rows]
+    print(f"\n{title}")
+    keys = list(rows[0])
+    print("  " + "  ".join(f"{k:>14}" for k in keys))
+    for row in rows:
+        cells = [f"{v:>14.3g}" if isinstance(v, float) else f"{v!s:>14}" for v in row.values()]
+        print("  " + "  ".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="scaling up to 100 runs instead of 1,000")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        show("1. sweep overhead (default grid, 90 jobs)", sweep_overhead(tmp))
+        show("2. notebook-style run vs the suite's run", notebook_vs_suite(tmp))
+        show("3. estimator cost vs its normals (N = 10^4)", estimator_cost())
+        show("4. joblib, 2 workers, vs the basic launcher (default grid)", parallel(tmp))
+        show("5. scaling (steps=500)", scaling(tmp, [10, 100] if args.quick else [10, 100, 1000]))
+
+
+if __name__ == "__main__":
+    main()
