@@ -1,4 +1,4 @@
-# Quick start: `make run` (default sweep + report), `make test`. Everything installs into .venv.
+# Quick start: `make run` (default sweep and its report), `make test`. Everything installs into .venv.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(PY) -m experiments.run --multirun
+	$(PY) -m experiments.report
 	@echo
 	@echo "Runs are in $(STORE) (experiment mcgrad-bench)."
 	@echo "Review them with: make ui   (then open http://127.0.0.1:$(UI_PORT))"
@@ -30,6 +31,7 @@ test: $(STAMP)
 # Ratios of where a sweep's time goes; not part of `make test` (timings depend on the machine).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_suite.py
+	$(PY) benchmarks/bench_report.py
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(UI_PORT)

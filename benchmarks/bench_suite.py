@@ -14,7 +14,6 @@ Not part of the test suite: timings depend on the machine; only the ratios are m
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import resource
 import subprocess

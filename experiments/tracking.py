@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from mlflow import MlflowClient
@@ -45,8 +45,9 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    path = uri[len("sqlite:///") :].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (``sqlite:////abs`` or ``sqlite:///relative``)."""
+    path = unquote(uri[len("sqlite:///") :].split("?", 1)[0]) if uri.startswith("sqlite:///") else ""
     return None if path in ("", ":memory:") else Path(path)
 
 
@@ -57,7 +58,7 @@ def artifact_location(uri: str) -> str | None:
     is; artifacts would scatter across Hydra's job directories. A tracking server decides
     for itself (None).
     """
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     return None if path is None else (path.resolve().parent / "mlruns").as_uri()
 
 
@@ -70,7 +71,7 @@ def preflight(uri: str, timeout: float = 10.0) -> None:
     keeps parallel jobs from racing on its schema.
     """
     shown = redact_uri(uri)
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,10 +54,18 @@ class Store:
         """Every run of every experiment in the store, as ``mlflow.search_runs`` returns them."""
         import mlflow
 
-        client = self.client()
-        mlflow.set_tracking_uri(self.uri)
-        ids = [e.experiment_id for e in client.search_experiments()]
-        return mlflow.search_runs(experiment_ids=ids, max_results=10_000)
+        ids = [e.experiment_id for e in self.client().search_experiments()]
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI, which later configs would pick up.
+        saved = os.environ.get("MLFLOW_TRACKING_URI")
+        try:
+            mlflow.set_tracking_uri(self.uri)
+            return mlflow.search_runs(experiment_ids=ids, max_results=10_000)
+        finally:
+            mlflow.set_tracking_uri(saved)
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
 
     def client(self):
         from mlflow import MlflowClient

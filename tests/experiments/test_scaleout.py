@@ -149,22 +149,25 @@ def start_sweep(store: Store, *overrides: str) -> subprocess.Popen:
 
 def wait_for_finished(store: Store, proc: subprocess.Popen, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
+    query = "tags.run_kind = 'job' and attributes.status = 'FINISHED'"
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         if store.db.exists():
             try:
-                runs = store.runs()
-            except Exception:  # the store is being created
-                runs = pd.DataFrame()
-            if "tags.run_kind" in runs and ((runs["tags.run_kind"] == "job") & (runs["status"] == "FINISHED")).sum() >= count:
-                return
-        time.sleep(0.3)
+                client = store.client()
+                ids = [e.experiment_id for e in client.search_experiments()]
+                if ids and len(client.search_runs(ids, query)) >= count:
+                    return
+            except Exception:  # the store is still being created
+                pass
+        time.sleep(0.2)
     proc.kill()
     pytest.fail(f"fewer than {count} runs finished within {timeout} s")
 
 
-# Slow enough jobs (5,000 steps) that a signal lands mid-sweep.
-INTERRUPTIBLE = ["hydra.sweeper.params=null", "steps=5000", "seed=range(10)"]
+# Jobs long enough (20,000 steps, about 0.3 s of computation each) that a signal sent after
+# two have finished lands well before the last of the ten, even on a loaded machine.
+INTERRUPTIBLE = ["hydra.sweeper.params=null", "steps=20000", "log_points=11", "seed=range(10)"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -1,0 +1,395 @@
+"""Building the report of one sweep: tables, figures and ``index.html``, from MLflow alone.
+
+:func:`build_report` is what ``python -m experiments.report`` calls; :func:`write_report`
+turns an already read :class:`~experiments.report.data.Sweep` into files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import platform
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.config import PROJECT_ROOT, ConfigError, redact_uri, validate
+from experiments.report import figures, tables
+from experiments.report.data import Sweep, read_sweep
+
+PACKAGES = ("numpy", "pandas", "matplotlib", "seaborn", "pillow", "mlflow", "hydra-core", "omegaconf")
+# Files a report owns in its folder; a rebuild removes stale ones (a setting that is gone).
+OWNED = ("index.html", "*.png", "*.gif", "*.csv")
+
+
+@dataclass(frozen=True)
+class Options:
+    dpi: int = 100
+    animation_frames: int = 60
+
+
+def _check(cfg: DictConfig) -> None:
+    validate(cfg)
+    sid = cfg.get("sweep_id")
+    if sid is not None and (not isinstance(sid, (str, int)) or isinstance(sid, bool) or str(sid).strip() == ""):
+        raise ConfigError(f"invalid sweep_id={sid!r}: allowed: null (the latest sweep) or a sweep id")
+    if not str(cfg.get("output_dir") or "").strip():
+        raise ConfigError(f"invalid output_dir={cfg.get('output_dir')!r}: allowed: a directory path")
+    for key, least in (("dpi", 20), ("animation_frames", 2)):
+        v = cfg.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ConfigError(f"invalid {key}={v!r}: allowed: an integer >= {least}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
+
+
+def report_dir(output_dir: str | Path, experiment: str, sweep_id: str) -> Path:
+    return Path(output_dir) / _safe(experiment) / _safe(sweep_id)
+
+
+def build_report(cfg: DictConfig) -> Path:
+    """Read the sweep ``cfg`` names (``sweep_id``, ``tracking.*``), write its report, return
+    the path of its ``index.html``; with ``log_to_mlflow``, also log it to the sweep's parent
+    run under ``report/``.
+
+    Raises :class:`experiments.config.ConfigError` (one line) for a bad key, or a store,
+    experiment or sweep that is not there.
+    """
+    _check(cfg)
+    sid = cfg.get("sweep_id")
+    sweep = read_sweep(cfg.tracking.uri, cfg.tracking.experiment, None if sid is None else str(sid))
+    out = report_dir(cfg.output_dir, sweep.experiment, sweep.sweep_id)
+    index = write_report(sweep, out, Options(cfg.dpi, cfg.animation_frames), rebuild=_command(cfg, sweep))
+    if cfg.get("log_to_mlflow", True) and sweep.parent:
+        from experiments.tracking import client
+
+        client(sweep.uri).log_artifacts(sweep.parent["run_id"], str(out), artifact_path="report")
+    return index
+
+
+def _command(cfg: DictConfig, sweep: Sweep) -> str:
+    """The command that rebuilds this report: the sweep and store always, other keys if not default."""
+    args = [
+        f"sweep_id={sweep.sweep_id}",
+        f"tracking.uri={redact_uri(str(cfg.tracking.uri))}",
+        f"tracking.experiment={sweep.experiment}",
+    ]
+    defaults = OmegaConf.load(PROJECT_ROOT / "conf" / "report.yaml")
+    for key in ("output_dir", "dpi", "animation_frames"):
+        if str(OmegaConf.select(defaults, key)) != str(cfg[key]):
+            args.append(f"{key}={cfg[key]}")
+    return "python -m experiments.report " + " ".join(shlex.quote(a) for a in args)
+
+
+def _tolerance(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    done = runs[runs["complete"]]
+    if "tolerance" not in done:
+        return pd.DataFrame(columns=[*factors, "tol"])
+    tol = done.assign(tol=done["tolerance"] * done["problem.distance"])
+    return tol.groupby(list(factors), sort=True, dropna=False)["tol"].first().reset_index()
+
+
+def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild: str = "") -> Path:
+    """Write ``summary.csv``, ``fair_comparison.csv``, the figures and ``index.html`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in OWNED:
+        for stale in out.glob(pattern):
+            stale.unlink()
+    runs, factors = sweep.runs, sweep.factors
+    summary = tables.summary_table(runs, factors)
+    best = tables.best_steps(runs, factors)
+    _csv(summary, out / "summary.csv")
+    _csv(_fair(best, factors), out / "fair_comparison.csv")
+    start = tables.variance_at_start(sweep)
+    dist = tables.bands(sweep, "dist_to_opt")
+    var = tables.bands(sweep, "grad_variance")
+    tol = _tolerance(runs, factors)
+    picks = tables.trajectory_runs(runs, factors)
+    colors = figures.palette(sorted(runs["estimator"].unique()))
+    sections = []
+    all_settings = tables.settings(runs, sweep.extras)
+    for setting in all_settings:
+        suffix = "" if len(all_settings) == 1 else "--" + _safe(tables.label(setting).replace(" = ", "-"))
+        where = f" ({tables.label(setting)})" if setting else ""
+        sub = {
+            "table": tables.select(summary, setting),
+            "best": tables.select(best, setting),
+            "start": tables.select(start, setting),
+            "dist": tables.select(dist, setting),
+            "var": tables.select(var, setting),
+            "tol": tables.select(tol, setting),
+            "picks": _planar(tables.select(picks, setting), sweep.trajectories),
+        }
+        sections.append((where, _figures(sub, colors, out, suffix, where, options)))
+    index = out / "index.html"
+    index.write_text(_page(sweep, out, summary, best, sections, rebuild), encoding="utf-8")
+    return index
+
+
+def _fair(best: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """The fair comparison as a table: per estimator and distance, the best step size and its outcome."""
+    keys = [f for f in factors if f != "step_size"]
+    cols = ["step_size", "runs", "diverged_fraction", "median_steps_to_tol", "q25_steps_to_tol", "q75_steps_to_tol",
+            "reached", "budget", "median_final_dist"]
+    return best[[*keys, *cols]].rename(columns={"step_size": "best_step_size"})
+
+
+def _planar(picks: pd.DataFrame, trajectories: dict) -> list[dict]:
+    """The picked runs whose logged θ_t are points of the plane (a run that also learns σ logs more)."""
+    out = []
+    for row in picks.to_dict("records"):
+        path = trajectories.get(row["run_id"])
+        if path is not None and path["theta"].ndim == 2 and path["theta"].shape[1] == 2 and len(path["theta"]):
+            out.append({**row, **path})
+    return out
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    # Fixed float format and line ends: the same sweep gives the same bytes.
+    frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+
+
+CAPTIONS = {
+    "variance_vs_distance": (
+        "Gradient variance at θ₀ against distance",
+        "tr Cov of the gradient estimate at θ₀, measured by each run's probe (mean ± standard error "
+        "over seeds) and in closed form (dashed). The score function's variance grows like D⁴ "
+        "(dotted guide) on the founding quadratic problem; the reparameterization's stays at 4dσ²/N.",
+    ),
+    "convergence": (
+        "Convergence",
+        "‖θ_t − x‖ against step: median over seeds, band from the first to the third quartile. A "
+        "diverged run counts as infinitely far after it stopped, so a curve ends where half its "
+        "runs have diverged; each panel says how many did.",
+    ),
+    "outcomes": (
+        "Outcomes",
+        "Median final distance ‖θ_T − x‖ per step size and distance, with the number of diverged "
+        "runs out of those completed in each cell.",
+    ),
+    "fair_comparison": (
+        "A fair comparison",
+        "Each estimator at its best step size on the grid for each distance (fewest median steps "
+        "to tolerance, then fewest divergences): the steps it needs there, with the inter-quartile "
+        "range over seeds. Hatched: the tolerance is not reached within the budget.",
+    ),
+    "variance_along_trajectory": (
+        "Gradient variance along the trajectory",
+        "Measured tr Cov of the gradient estimate at θ_t against step (median and inter-quartile "
+        "band over seeds). On the quadratic problem the score function's variance falls as θ_t nears x "
+        "and the reparameterization's stays flat.",
+    ),
+    "trajectories": (
+        "Trajectories in the plane",
+        "θ_t of one run per estimator (lowest seed, its best step size at the distance nearest the "
+        "founding D = 100√2), coloured by step, as in the original notebook. The animation plays "
+        "once and stops on the last frame.",
+    ),
+}
+
+
+def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, options: Options) -> list[tuple]:
+    """Draw one setting's figures; returns (name, file names, note) per figure."""
+    made = []
+
+    def save(name: str, fig) -> None:
+        figures.save_png(fig, out / f"{name}{suffix}.png", options.dpi)
+        made.append((name, [f"{name}{suffix}.png"], ""))
+
+    def skip(name: str, why: str) -> None:
+        made.append((name, [], why))
+
+    start = sub["start"]
+    if len(start) and (start["mean"].notna() & (start["problem.distance"] > 0)).any():
+        save("variance_vs_distance", figures.variance_vs_distance(
+            start, colors, "Gradient variance at θ₀ against distance D" + where))
+    else:
+        skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
+    if len(sub["dist"]):
+        save("convergence", figures.convergence(sub["dist"], sub["table"], sub["tol"], colors,
+                                                r"Convergence: $\|\theta_t - x\|$, median and IQR over seeds" + where))
+    else:
+        skip("convergence", "No complete run: no curve to draw.")
+    if len(sub["table"]):
+        save("outcomes", figures.outcomes(sub["table"], "Outcomes: median final distance, diverged runs" + where))
+    if len(sub["best"]):
+        save("fair_comparison", figures.fair_comparison(
+            sub["best"], colors, "Each estimator at its best step size: steps to tolerance" + where))
+    else:
+        skip("fair_comparison", "No complete run: no step size to compare.")
+    if len(sub["var"]):
+        save("variance_along_trajectory", figures.variance_along(
+            sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where))
+    else:
+        skip("variance_along_trajectory", "No complete run: no curve to draw.")
+    if sub["picks"]:
+        save("trajectories", figures.trajectories(sub["picks"], "Trajectories θ_t in the plane" + where))
+        gif = f"trajectories{suffix}.gif"
+        figures.trajectory_gif(sub["picks"], colors, out / gif, frames=options.animation_frames,
+                               title="Trajectories θ_t in the plane" + where)
+        made[-1][1].append(gif)
+    else:
+        skip("trajectories", "No complete 2-d run with a logged trajectory: nothing to draw in the plane.")
+    return made
+
+
+# --- HTML -----------------------------------------------------------------------------
+
+CSS = """
+body { font-family: "DejaVu Sans", Verdana, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
+th { background: #f2f2f2; } td.t, th.t { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; } figure { margin: 1em 0 2em; }
+figcaption { font-size: 0.9em; color: #444; max-width: 70em; }
+code, pre { background: #f6f6f6; padding: 0.1em 0.3em; } pre { padding: 0.6em; overflow-x: auto; }
+.warn { color: #b2182b; }
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _num(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if np.isnan(v):
+            return "–"
+        if np.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.4g}"
+    return _e(v)
+
+
+def _table(frame: pd.DataFrame, text: Sequence[str] = ()) -> str:
+    head = "".join(f'<th class="{"t" if c in text else ""}">{_e(c)}</th>' for c in frame.columns)
+    rows = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(
+            f'<td class="t">{_e(v)}</td>' if c in text else f"<td>{_num(v)}</td>" for c, v in zip(frame.columns, row)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _data_uri(path: Path) -> str:
+    kind = "image/gif" if path.suffix == ".gif" else "image/png"
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _versions() -> str:
+    items = [("python", platform.python_version())]
+    for name in PACKAGES:
+        try:
+            items.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            items.append((name, "not installed"))
+    return ", ".join(f"{n} {v}" for n, v in items)
+
+
+def _when(ms) -> str:
+    if ms is None or (isinstance(ms, float) and np.isnan(ms)):
+        return "–"
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _missing_html(sweep: Sweep) -> str:
+    m = tables.missing(sweep)
+    parent = sweep.parent
+    parts = []
+    if parent is None:
+        parts.append('<p class="warn">No parent run carries this sweep id: the report covers the job runs found '
+                     "with it, and is not logged to MLflow.</p>")
+    elif parent["status"] != "FINISHED":
+        parts.append(f'<p class="warn">The sweep\'s parent run is {_e(parent["status"])}'
+                     + (" (still running, or stopped without closing it)." if parent["status"] == "RUNNING" else ".")
+                     + "</p>")
+    expected = m["expected"] if m["expected"] is not None else m["found"]
+    if m["complete"] == expected and not m["incomplete"] and not m["absent"]:
+        parts.append(f"<p>All {expected} jobs logged a complete run.</p>")
+        return "".join(parts)
+    parts.append(f'<p class="warn">{m["complete"]} of {expected} jobs logged a complete run; the tables and figures '
+                 "use those only.</p>")
+    if m["incomplete"]:
+        parts.append(f"<p>{len(m['incomplete'])} run(s) did not complete (no summary metrics, or not FINISHED):</p>")
+        parts.append(_table(pd.DataFrame(m["incomplete"]), text=("run_name", "status", "run_id")))
+    if m["absent"]:
+        parts.append(f"<p>{m['absent']} job(s) logged no run at all.</p>")
+        if m["holes"]:
+            parts.append("<p>Grid points with no run:</p>" + _table(pd.DataFrame(m["holes"]), text=("estimator",)))
+    return "".join(parts)
+
+
+def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame, sections: list, rebuild: str) -> str:
+    parent = sweep.parent or {"run_id": "–", "status": "–", "tags": {}, "metrics": {}}
+    tags = parent["tags"]
+    commits = set(sweep.runs["git_commit"].dropna()) | ({tags["git_commit"]} if "git_commit" in tags else set())
+    diverged = int((sweep.runs["complete"] & (sweep.runs["diverged"] == 1)).sum())
+    prov = [
+        ("experiment", sweep.experiment),
+        ("tracking store", redact_uri(sweep.uri)),
+        ("sweep id", sweep.sweep_id),
+        ("parent run", f"{parent['run_id']} ({parent['status']}), started {_when(parent.get('start_time'))}"),
+        ("sweep overrides", tags.get("sweep_overrides", "–")),
+        ("runs", f"{len(sweep.runs)} job runs found, {int(sweep.runs['complete'].sum())} complete, "
+                 f"{diverged} diverged; jobs in the sweep: {tags.get('sweep_jobs', '–')}"),
+        ("grid", ", ".join(f"{f}: {', '.join(_num(v) for v in sorted(sweep.runs[f].dropna().unique()))}"
+                           for f in sweep.factors)),
+        ("git commit", ", ".join(sorted(commits)) or "–"),
+        ("packages (report)", _versions()),
+        ("rebuild", rebuild),
+    ]
+    rows = "".join(
+        f'<tr><th class="t">{_e(k)}</th><td class="t">{f"<code>{_e(v)}</code>" if k == "rebuild" else _e(v)}</td></tr>'
+        for k, v in prov
+    )
+    body = [
+        f"<h1>mcgrad-bench report: sweep {_e(sweep.sweep_id)}</h1>",
+        "<p>Built from the tracking store alone; no estimator was run. Files beside this page: "
+        '<a href="summary.csv">summary.csv</a>, <a href="fair_comparison.csv">fair_comparison.csv</a> '
+        "and each figure as PNG.</p>",
+        "<h2>Provenance</h2>", f"<table>{rows}</table>",
+        "<h2>What is missing</h2>", _missing_html(sweep),
+    ]
+    n = 0
+    for where, made in sections:
+        if where:
+            body.append(f"<h2>Setting{_e(where)}</h2>")
+        for name, files, note in made:
+            n += 1
+            title, caption = CAPTIONS[name]
+            body.append(f"<h2>{n}. {_e(title)}{_e(where)}</h2><figure>")
+            if not files:
+                body.append(f'<p class="warn">{_e(note)}</p>')
+            for f in files:
+                # Embedded, so the page reads offline and inside the MLflow UI; the link opens the file.
+                body.append(f'<p><a href="{_e(f)}"><img src="{_data_uri(out / f)}" alt="{_e(title)}"></a></p>')
+            body.append(f"<figcaption>{_e(caption)}</figcaption></figure>")
+    body += [
+        "<h2>Tables</h2>",
+        "<p>Per estimator × step size × distance (the same numbers as <code>summary.csv</code>): completed runs, "
+        "failed runs, fraction diverged, median final ‖θ_T − x‖, median steps to tolerance (T + 1 when never "
+        "reached), mean over runs of the mean measured gradient variance, and that variance over the "
+        "reparameterization's in the same cell.</p>",
+        _table(summary, text=("estimator",)),
+        "<p>Fair comparison (<code>fair_comparison.csv</code>): each estimator's best step size per distance.</p>",
+        _table(_fair(best, sweep.factors), text=("estimator",)),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>mcgrad-bench report {_e(sweep.sweep_id)}</title><style>{CSS}</style></head>"
+            f"<body>{''.join(body)}</body></html>\n")

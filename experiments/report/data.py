@@ -1,0 +1,312 @@
+"""Reading one sweep out of the tracking store: runs, curves and trajectories, nothing computed.
+
+Everything comes from MLflow through :class:`mlflow.MlflowClient` with explicit ids. The
+runs are searched with ``MlflowClient.search_runs`` and laid out like
+``mlflow.search_runs`` lays them out (``params.*``, ``metrics.*``, ``tags.*``), then made
+tidy; ``mlflow.search_runs`` itself is not called because it reads the global tracking URI,
+and setting that also sets ``MLFLOW_TRACKING_URI`` in ``os.environ`` for the rest of the
+process.
+
+Curves: ``MlflowClient.get_metric_history``, the client's only history call, costs one
+query per run and key: about 14 s per key for 1,000 runs here (5.5 s in 4 threads). A SQL
+store also answers ``get_metric_history_bulk``, the store method behind the MLflow server's
+``get-history-bulk`` endpoint, with one query per key: about 2.5 s per key for 1,000 runs.
+The client exposes its store only as ``MlflowClient._tracking_client.store``; when that is
+not there or has no such method (a tracking server), the per-run calls run in threads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from experiments import tracking
+from experiments.config import ConfigError, redact_uri
+from experiments.sgd import SUMMARY
+
+# Curves read for every run; the exact variance is deterministic, so one run per grid cell
+# gives it (see :func:`exact_picks`).
+CURVES = ("dist_to_opt", "grad_variance")
+EXACT = "grad_variance_exact"
+# Params that are never a factor of the grid: the seed (the replicate), where the run was
+# logged, and the estimator's own options (part of its label, see :func:`estimator_labels`).
+NOT_FACTORS = ("seed", "tracking.", "estimator.")
+PRIMARY = ("estimator", "step_size", "problem.distance")
+FOUNDING_DISTANCE = 100.0 * math.sqrt(2.0)
+
+_SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
+
+
+@dataclass
+class Sweep:
+    """One sweep as read from the store.
+
+    ``parent``: the sweep's parent run (id, status, start time, tags, metrics), None if absent.
+    ``runs``: one row per job run, sorted; params cast to numbers, the summary metrics, and
+    ``complete`` (FINISHED with its summary logged). ``curves``: long frame
+    (``run_id``, ``key``, ``step``, ``value``). ``trajectories``: for the runs drawn in the
+    plane, ``{"theta": θ_0…θ_stop, "optimum": x or None}``. ``factors``: the grid's columns,
+    the estimator, step size and distance first, then any other param the sweep varies.
+    """
+
+    uri: str
+    experiment: str
+    experiment_id: str
+    sweep_id: str
+    parent: dict | None
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    trajectories: dict[str, dict] = field(default_factory=dict)
+    factors: list[str] = field(default_factory=list)
+
+    @property
+    def extras(self) -> list[str]:
+        """Factors other than the estimator, step size and distance (one figure set each)."""
+        return [f for f in self.factors if f not in PRIMARY]
+
+
+class ReportError(ConfigError):
+    """The store, experiment or sweep asked for is not there; one line, like a config error."""
+
+
+def open_store(uri: str) -> MlflowClient:
+    """A client of an existing store; a SQLite file that is not there is refused, not created."""
+    path = tracking.sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise ReportError(
+            f"invalid tracking.uri={redact_uri(uri)!r}: no tracking store at {path}; "
+            "allowed: the URI of an existing store (run `python -m experiments.run -m` first)"
+        )
+    return tracking.client(uri)
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str, **kw) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string, ViewType.ACTIVE_ONLY, kw.get("max_results", 50_000),
+            kw.get("order_by"), token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token or "max_results" in kw:
+            return runs
+
+
+def sweep_ids(client: MlflowClient, experiment_id: str, limit: int = 5) -> list[str]:
+    """The latest sweeps' ids, newest first (a sweep is a run tagged ``sweep_jobs``)."""
+    # ``sweep_jobs`` rather than ``run_kind=sweep``: stores written before ``run_kind`` existed.
+    runs = _search(client, experiment_id, "tags.sweep_jobs LIKE '%'", max_results=limit,
+                   order_by=["attributes.start_time DESC"])
+    return [r.data.tags["sweep_id"] for r in runs if r.data.tags.get("sweep_id")]
+
+
+def find_sweep(client: MlflowClient, experiment: str, sweep_id: str | None) -> tuple[str, str]:
+    """(experiment id, sweep id): the one asked for, or the experiment's latest sweep."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None or exp.lifecycle_stage != "active":
+        names = sorted(e.name for e in client.search_experiments())
+        raise ReportError(
+            f"invalid tracking.experiment={experiment!r}: no such experiment in {redact_uri(client.tracking_uri)}; "
+            f"allowed: one of {', '.join(names) or '(none: the store is empty)'}"
+        )
+    latest = sweep_ids(client, exp.experiment_id)
+    if sweep_id is None:
+        if not latest:
+            raise ReportError(
+                f"invalid tracking.experiment={experiment!r}: it holds no sweep; "
+                "allowed: an experiment with a sweep (run `python -m experiments.run -m` first)"
+            )
+        return exp.experiment_id, latest[0]
+    sweep_id = str(sweep_id)
+    found = _SWEEP_ID.match(sweep_id) and _search(
+        client, exp.experiment_id, f"tags.sweep_id = '{sweep_id}'", max_results=1
+    )
+    if not found:
+        known = ", ".join(latest) + (", …" if len(latest) == 5 else "") if latest else "(none)"
+        raise ReportError(
+            f"invalid sweep_id={sweep_id!r}: no run of experiment {experiment!r} has it; "
+            f"allowed: null (the latest sweep) or a sweep id such as {known}"
+        )
+    return exp.experiment_id, sweep_id
+
+
+def _frame(runs: Sequence) -> pd.DataFrame:
+    """Runs laid out as ``mlflow.search_runs`` lays them out (params and tags as strings)."""
+    rows = []
+    for run in runs:
+        row = {
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "run_name": run.data.tags.get(MLFLOW_RUN_NAME, run.info.run_name),
+        }
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["run_id", "status", "start_time", "run_name"])
+
+
+def _cast(values: pd.Series) -> pd.Series:
+    """Params are strings in MLflow: numbers where every value is one."""
+    try:
+        return pd.to_numeric(values)
+    except (ValueError, TypeError):
+        return values
+
+
+def estimator_labels(params: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
+    """Each run's estimator: its name, and the options the sweep varies under that name.
+
+    ``estimator=score_function estimator/baseline=none,optimal`` gives
+    ``score_function (baseline=none)`` and ``score_function (baseline=optimal)``.
+    """
+    tag = frame.get("tags.estimator", pd.Series(None, index=frame.index))
+    name = params["estimator.name"] if "estimator.name" in params else pd.Series(None, index=frame.index)
+    name = name.fillna(tag).fillna("unknown").astype(str)
+    options = [c for c in params.columns if c.startswith("estimator.") and c != "estimator.name"]
+    varying = [c for c in options if (params[c].astype(str).groupby(name).nunique() > 1).any()]
+    if not varying:
+        return name
+    short = {c: c[len("estimator.") :].removesuffix(".name") for c in varying}
+    labels = []
+    for n, (_, row) in zip(name, params[varying].iterrows()):
+        opts = ", ".join(f"{short[c]}={row[c]}" for c in varying if pd.notna(row[c]))
+        labels.append(f"{n} ({opts})" if opts else n)
+    return pd.Series(labels, index=frame.index)
+
+
+def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The job runs with plain column names and numeric params, and the grid's factors."""
+    out = pd.DataFrame({"run_id": frame["run_id"], "run_name": frame["run_name"], "status": frame["status"]})
+    params = sorted(c[len("params.") :] for c in frame.columns if c.startswith("params."))
+    for key in params:
+        out[key] = _cast(frame[f"params.{key}"])
+    out["estimator"] = estimator_labels(out, frame)
+    for key in ("git_commit", "config_hash"):
+        out[key] = frame.get(f"tags.{key}", pd.Series(None, index=frame.index))
+    for key in SUMMARY:
+        out[key] = pd.to_numeric(frame.get(f"metrics.{key}", pd.Series(np.nan, index=frame.index)))
+    out["complete"] = (out["status"] == tracking.FINISHED) & out["diverged"].notna()
+    for key in PRIMARY:
+        if key not in out:
+            out[key] = np.nan
+    varying = [
+        k for k in params
+        if not k.startswith(NOT_FACTORS) and k not in PRIMARY and out[k].nunique(dropna=False) > 1
+    ]
+    factors = list(PRIMARY) + varying
+    out = out.sort_values([*factors, "seed", "run_id"] if "seed" in out else [*factors, "run_id"], kind="stable")
+    return out.reset_index(drop=True), factors
+
+
+def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.DataFrame:
+    """Every logged value of metric ``key`` of each run: (``run_id``, ``key``, ``step``, ``value``)."""
+    run_ids = sorted(run_ids)
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    rows: list[tuple[str, int, float]] = []
+    if hasattr(store, "get_metric_history_bulk"):
+        for i in range(0, len(run_ids), 500):  # well under SQLite's bound on query variables
+            chunk = store.get_metric_history_bulk(run_ids[i : i + 500], key, max_results=2**62)
+            rows.extend((m.run_id, m.step, m.value) for m in chunk)
+    else:
+        def one(run_id: str) -> list[tuple[str, int, float]]:
+            return [(run_id, m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+        with ThreadPoolExecutor(8) as pool:
+            for part in pool.map(one, run_ids):
+                rows.extend(part)
+    frame = pd.DataFrame(rows, columns=["run_id", "step", "value"])
+    frame.insert(1, "key", key)
+    # A value logged twice at one step (a retried write) counts once: keep the last.
+    return frame.drop_duplicates(["run_id", "step"], keep="last").astype({"step": "int64", "value": "float64"})
+
+
+def exact_picks(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
+    """One complete run per grid cell without the step size: θ₀ and the exact variance there
+    do not depend on it, nor on the seed."""
+    done = runs[runs["complete"]]
+    keys = [f for f in factors if f != "step_size"]
+    return sorted(done.groupby(keys, sort=True, dropna=False)["run_id"].first())
+
+
+def trajectory_picks(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
+    """Runs whose θ_t the report draws in the plane: see :func:`experiments.report.tables.trajectory_runs`."""
+    from experiments.report.tables import trajectory_runs
+
+    return sorted(trajectory_runs(runs, factors)["run_id"])
+
+
+def _optimum(config: Path) -> np.ndarray | None:
+    """The optimum x of the run's problem, built from its logged config (no estimator runs)."""
+    from omegaconf import OmegaConf
+
+    from experiments.config import build
+
+    try:
+        problem = build(OmegaConf.load(config).problem)
+        return np.asarray(problem.optimum, dtype=float)
+    except Exception:  # a problem without a known optimum, or code that has moved since
+        return None
+
+
+def trajectories(client: MlflowClient, run_ids: Iterable[str]) -> dict[str, dict]:
+    """Per run: θ_0 … θ_stop from its ``trajectory.npy`` artifact, and the optimum x of its
+    problem from ``config.yaml`` (None if unknown). Runs without a trajectory are left out."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_id in run_ids:
+            dst = Path(tmp) / run_id
+            dst.mkdir()
+            try:
+                theta = np.load(client.download_artifacts(run_id, "trajectory.npy", str(dst)))
+            except Exception:  # a failed job may have logged no artifact; the report says so
+                continue
+            try:
+                optimum = _optimum(Path(client.download_artifacts(run_id, "config.yaml", str(dst))))
+            except Exception:
+                optimum = None
+            out[run_id] = {"theta": theta, "optimum": optimum}
+    return out
+
+
+def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
+    """Read sweep ``sweep_id`` (None: the latest) of ``experiment``: all the report needs."""
+    client = open_store(uri)
+    experiment_id, sweep_id = find_sweep(client, experiment, sweep_id)
+    frame = _frame(_search(client, experiment_id, f"tags.sweep_id = '{sweep_id}'"))
+    tags = frame.get("tags.run_kind", pd.Series(None, index=frame.index))
+    no_parent = frame.get(f"tags.{MLFLOW_PARENT_RUN_ID}", pd.Series(None, index=frame.index)).isna()
+    has_jobs = frame.get("tags.sweep_jobs", pd.Series(None, index=frame.index)).notna()
+    is_parent = (tags == "sweep") | (tags.isna() & no_parent & has_jobs)
+    parent = None
+    if is_parent.any():
+        row = frame[is_parent].sort_values("start_time").iloc[-1]
+        parent = {
+            "run_id": row["run_id"],
+            "status": row["status"],
+            "start_time": int(row["start_time"]),
+            "tags": {c[5:]: v for c, v in row.items() if c.startswith("tags.") and isinstance(v, str)},
+            "metrics": {c[8:]: v for c, v in row.items() if c.startswith("metrics.") and pd.notna(v)},
+        }
+    runs, factors = tidy(frame[~is_parent].reset_index(drop=True))
+    done = runs.loc[runs["complete"], "run_id"].tolist()
+    parts = [histories(client, done, key) for key in CURVES]
+    parts.append(histories(client, exact_picks(runs, factors), EXACT))
+    curves = pd.concat(parts, ignore_index=True).sort_values(["key", "run_id", "step"], kind="stable")
+    sweep = Sweep(uri, experiment, experiment_id, sweep_id, parent, runs, curves.reset_index(drop=True),
+                  factors=factors)
+    sweep.trajectories = trajectories(client, trajectory_picks(runs, factors))
+    return sweep

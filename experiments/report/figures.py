@@ -1,0 +1,406 @@
+"""The report's figures, drawn with seaborn on matplotlib's Agg backend.
+
+Each function takes frames from :mod:`experiments.report.tables` and returns a figure; it
+reads nothing. Sizes, margins, fonts (DejaVu Sans, shipped with matplotlib), colours and
+orderings are fixed, and :func:`save_png` writes no software version or time, so the same
+sweep gives the same pixels and the same bytes. Layouts are laid out by hand in inches:
+matplotlib's automatic layouts redraw each figure several times, the bulk of the cost.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # a batch tool: no display, and the same renderer everywhere
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm, SymLogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+from PIL import Image  # noqa: E402
+
+RC = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("notebook", font_scale=0.85),
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "mathtext.fontset": "dejavusans",
+    "axes.titlesize": 9.5,
+    "figure.titlesize": 12,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "figure.dpi": 100,
+    # A fixed title height: matplotlib's automatic one measures every tick label of every panel.
+    "axes.titley": 1.0,
+}
+PNG_METADATA = {"Software": None}
+# Distances are categories on the bar chart's axis; matplotlib logs an INFO line saying so.
+logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
+WARN = "#b2182b"
+
+
+def palette(estimators: Sequence[str]) -> dict[str, tuple]:
+    """A fixed colour per estimator: sorted names take the colourblind palette in turn."""
+    colors = sns.color_palette("colorblind", max(len(estimators), 1))
+    return dict(zip(sorted(estimators), colors))
+
+
+def _g(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:g}"
+
+
+def _same(a, b) -> bool:
+    return (pd.isna(a) and pd.isna(b)) or a == b
+
+
+def _index(levels: list, value) -> int:
+    return next(i for i, v in enumerate(levels) if _same(v, value))
+
+
+def _cell(frame: pd.DataFrame, alpha: float, distance: float) -> pd.DataFrame:
+    """The rows of one (step size, distance) panel; a problem without a distance has NaN there."""
+    d = frame["problem.distance"]
+    return frame[(frame["step_size"] == alpha) & (d.isna() if pd.isna(distance) else d == distance)]
+
+
+def _levels(values: pd.Series) -> list:
+    """Sorted distinct values, NaN (if any) last, as one level."""
+    return sorted(values.dropna().unique().tolist()) + ([np.nan] if values.isna().any() else [])
+
+
+def _spans_decades(values, decades: float = 2.0) -> bool:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return v.size > 1 and math.log10(v.max() / v.min()) >= decades
+
+
+def _layout(nrows: int, ncols: int, panel: tuple[float, float], *, left: float = 0.8, right: float = 0.25,
+            bottom: float = 0.6, top: float = 0.6, wgap: float = 0.55, hgap: float = 0.55, **kw):
+    """A figure of ``nrows`` × ``ncols`` panels of ``panel`` inches, margins and gaps in inches."""
+    w, h = panel
+    width = left + ncols * w + (ncols - 1) * wgap + right
+    height = bottom + nrows * h + (nrows - 1) * hgap + top
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, height), squeeze=False,
+        gridspec_kw=dict(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                         wspace=wgap / w, hspace=hgap / h),
+        **kw,
+    )
+    return fig, axes
+
+
+def _inches(fig: Figure, x: float, y: float, w: float, h: float):
+    """An axes at (x, y) from the bottom left, size w × h, all in inches."""
+    W, H = fig.get_size_inches()
+    return fig.add_axes((x / W, y / H, w / W, h / H))
+
+
+def _log(ax, axis: str = "y") -> None:
+    """Log scale without minor ticks: the theme does not draw them, and placing them is slow."""
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"{axis}axis").set_minor_locator(NullLocator())
+
+
+def save_png(fig: Figure, path: Path, dpi: int) -> None:
+    fig.savefig(path, dpi=dpi, metadata=PNG_METADATA)
+    plt.close(fig)
+
+
+def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figure:
+    """Figure 1: tr Cov of the gradient at θ₀ against D (log–log), measured (mean ± SE) and exact."""
+    data = start[start["problem.distance"] > 0].sort_values(["estimator", "problem.distance"])
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, 1, (5.6, 3.9), left=0.95, right=0.3, bottom=0.65, top=0.45)
+        ax = axes[0, 0]
+        for est, d in data.groupby("estimator", sort=True):
+            c, n = colors[est], int(d["seeds"].max())
+            ax.errorbar(d["problem.distance"], d["mean"], yerr=d["se"].fillna(0), fmt="none", ecolor=c, capsize=3)
+            sns.scatterplot(x=d["problem.distance"].to_numpy(), y=d["mean"].to_numpy(), ax=ax, color=c, s=36,
+                            zorder=3, label=f"{est}: measured (mean ± SE, {n} seed{'s' * (n != 1)})")
+            if d["exact"].notna().any():
+                ax.plot(d["problem.distance"], d["exact"], color=c, linestyle="--", linewidth=1.3,
+                        label=f"{est}: exact", zorder=2)
+        exact = data["exact"].to_numpy(dtype=float)
+        dists = np.sort(data["problem.distance"].unique()).astype(float)
+        if np.isfinite(exact).any() and dists.size > 1:
+            top = np.nanmax(exact[data["problem.distance"].to_numpy(dtype=float) == dists[-1]])
+            ax.plot(dists, top * (dists / dists[-1]) ** 4, color="0.55", linestyle=":", linewidth=1.2,
+                    label="∝ D⁴ (guide)")
+        _log(ax, "x")
+        _log(ax, "y")
+        ax.set_xlabel("distance D = ‖x − θ₀‖ (units of θ)")
+        ax.set_ylabel("tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
+        ax.set_title(title)
+        ax.legend(loc="upper left", frameon=True)
+    return fig
+
+
+def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str, title: str,
+          tolerance: pd.DataFrame | None = None) -> Figure:
+    """Median and IQR over seeds against step: rows step sizes, columns distances, hue estimator."""
+    alphas, dists = _levels(table["step_size"]), _levels(table["problem.distance"])
+    nr, nc = len(alphas), len(dists)
+    with plt.rc_context(RC):
+        fig, axes = _layout(nr, nc, (2.7, 1.9), left=0.9, bottom=1.2, top=0.75, wgap=0.45, hgap=0.5,
+                            sharex=True, sharey="col")
+        logy = _spans_decades(bands[["q25", "median", "q75"]].to_numpy().ravel())
+        for i, a in enumerate(alphas):
+            for j, d in enumerate(dists):
+                ax = axes[i, j]
+                cell = _cell(bands, a, d)
+                for est, e in cell.groupby("estimator", sort=True):
+                    t = e["step"].to_numpy()
+                    lo, mid, hi = (e[k].replace(np.inf, np.nan).to_numpy() for k in ("q25", "median", "q75"))
+                    ax.fill_between(t, lo, hi, color=colors[est], alpha=0.25, linewidth=0)
+                    ax.plot(t, mid, color=colors[est], linewidth=1.4)
+                    gone = np.flatnonzero(np.isinf(e["median"].to_numpy()))
+                    if gone.size and gone[0] > 0:  # the median run diverged: mark where its curve ends
+                        ax.plot(t[gone[0] - 1], mid[gone[0] - 1], marker="X", markersize=8, color=colors[est],
+                                markeredgecolor=WARN, linestyle="none")
+                if tolerance is not None:
+                    tol = _cell(tolerance, a, d)["tol"]
+                    if len(tol) and np.isfinite(tol.iloc[0]) and tol.iloc[0] > 0:
+                        ax.axhline(tol.iloc[0], color="0.4", linestyle=":", linewidth=1)
+                notes = []
+                cells = _cell(table, a, d)
+                for r in cells.to_dict("records"):
+                    n = r["runs"]
+                    k = round(r["diverged_fraction"] * n) if n else 0
+                    what = ([f"{k}/{n} diverged"] if k else []) + ([f"{r['failed']} failed"] if r["failed"] else [])
+                    if what:
+                        notes.append(f"{r['estimator']}: {', '.join(what)}")
+                if notes:
+                    ax.text(0.02, 0.03, "\n".join(notes), transform=ax.transAxes, fontsize=7, color=WARN,
+                            va="bottom", ha="left", bbox=dict(facecolor="white", alpha=0.8, linewidth=0, pad=1.5))
+                if logy:
+                    _log(ax)
+                ax.set_title(f"α = {_g(a)}, D = {_g(d)}")
+                ax.set_xlabel("step t" if i == nr - 1 else "")
+                ax.set_ylabel(ylabel if j == 0 else "")
+        handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(colors)]
+        handles.append(Patch(color="0.6", alpha=0.4, label="inter-quartile range over seeds"))
+        handles.append(Line2D([], [], color="0.5", marker="X", markeredgecolor=WARN, linestyle="none",
+                              label="median run diverged after this step"))
+        if tolerance is not None:
+            handles.append(Line2D([], [], color="0.4", linestyle=":", label="tolerance·D"))
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+    return fig
+
+
+def convergence(bands: pd.DataFrame, table: pd.DataFrame, tolerance: pd.DataFrame, colors: dict, title: str) -> Figure:
+    """Figure 2: ‖θ_t − x‖ against step; diverged and failed runs are counted in each panel."""
+    return _grid(bands, table, colors, ylabel=r"$\|\theta_t - x\|$ (units of θ)", title=title, tolerance=tolerance)
+
+
+def variance_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str) -> Figure:
+    """Figure 5: measured gradient variance at θ_t against step."""
+    return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title)
+
+
+def outcomes(table: pd.DataFrame, title: str) -> Figure:
+    """Figure 3: per estimator, median final distance over step size × distance, diverged counts."""
+    ests = sorted(table["estimator"].unique())
+    alphas, dists = _levels(table["step_size"]), _levels(table["problem.distance"])
+    finite = table["median_final_dist"].to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (1e-3, 1.0)
+    norm = LogNorm(vmin=lo, vmax=max(hi, lo * 10))
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    panel = (0.95 * len(dists), 0.6 * len(alphas))
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, len(ests), panel, left=0.95, right=1.45, bottom=0.65, top=0.85, wgap=0.9)
+        for ax, est in zip(axes[0], ests):
+            t = table[table["estimator"] == est]
+            grid = np.full((len(alphas), len(dists)), np.nan)
+            for r in t.to_dict("records"):
+                grid[_index(alphas, r["step_size"]), _index(dists, r["problem.distance"])] = r["median_final_dist"]
+            with np.errstate(invalid="ignore"):
+                shown = np.where(np.isfinite(grid) & (grid > 0), grid, np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # every cell empty: seaborn's colour range
+                sns.heatmap(shown, ax=ax, cmap=cmap, norm=norm, cbar=False, linewidths=1, linecolor="white",
+                            xticklabels=[_g(d) for d in dists], yticklabels=[_g(a) for a in alphas])
+            for r in t.to_dict("records"):
+                i, j = _index(alphas, r["step_size"]), _index(dists, r["problem.distance"])
+                n, v = r["runs"], r["median_final_dist"]
+                k = round(r["diverged_fraction"] * n) if n else 0
+                text = "no run" if n == 0 else ("∞" if not np.isfinite(v) else f"{v:.3g}")
+                text += f"\n{k}/{n} div." if n else ""
+                text += f"\n{r['failed']} failed" if r["failed"] else ""
+                dark = bool(n) and np.isfinite(v) and v > 0 and sum(cmap(norm(v))[:3]) < 1.6
+                ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7.5,
+                        color="white" if dark else "black", fontweight="bold" if k else "normal")
+            ax.set_title(est)
+            ax.set_xlabel("distance D")
+            ax.set_ylabel("step size α")
+            ax.tick_params(axis="y", rotation=0)
+        W, H = fig.get_size_inches()
+        cax = _inches(fig, W - 1.2, 0.65, 0.18, panel[1])
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax,
+                     label=r"median final $\|\theta_T - x\|$ (units of θ)")
+        fig.suptitle(title + "\n(bold: some runs diverged)", y=1 - 0.1 / H, va="top", fontsize=10.5)
+    return fig
+
+
+def fair_comparison(best: pd.DataFrame, colors: dict, title: str) -> Figure:
+    """Figure 4: per estimator and distance, steps to tolerance at its best step size (IQR bars)."""
+    ests = sorted(best["estimator"].unique())
+    best = best.assign(D=best["problem.distance"].map(_g))
+    dists = [_g(d) for d in _levels(best["problem.distance"])]
+    budget = float(best["budget"].max()) if best["budget"].notna().any() else float("nan")
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, 1, (max(5.0, 1.1 * len(dists) * len(ests)), 3.8), left=0.95, right=0.3,
+                            bottom=0.65, top=0.45)
+        ax = axes[0, 0]
+        sns.barplot(data=best, x="D", y="median_steps_to_tol", hue="estimator", hue_order=ests, order=dists,
+                    palette=colors, errorbar=None, ax=ax)
+        for est, bars in zip(ests, ax.containers):
+            rows = {r["D"]: r for r in best[best["estimator"] == est].to_dict("records")}
+            labels = []
+            for patch, d in zip(bars.patches, dists):
+                r = rows.get(d)
+                if r is None:
+                    labels.append("")
+                    continue
+                x = patch.get_x() + patch.get_width() / 2
+                if r["reached"]:
+                    m = r["median_steps_to_tol"]
+                    ax.errorbar([x], [m], yerr=[[m - r["q25_steps_to_tol"]], [r["q75_steps_to_tol"] - m]],
+                                fmt="none", ecolor="0.2", capsize=3)
+                else:
+                    patch.set_hatch("//")
+                    patch.set_alpha(0.45)
+                k = round(r["diverged_fraction"] * r["runs"])
+                text = f"α={_g(r['step_size'])}" + ("" if r["reached"] else "\nnot reached")
+                labels.append(text + (f"\n{k}/{r['runs']} div." if k else ""))
+            ax.bar_label(bars, labels=labels, padding=2, fontsize=7.5)
+        if np.isfinite(budget):
+            ax.axhline(budget, color="0.4", linestyle=":", linewidth=1)
+            ax.text(0.99, budget, f"budget T = {budget:g}", transform=ax.get_yaxis_transform(), va="bottom",
+                    ha="right", fontsize=7.5, color="0.3")
+        if _spans_decades(best["median_steps_to_tol"]):
+            _log(ax)
+        elif np.isfinite(budget):
+            ax.set_ylim(0, budget * 1.3)
+        ax.set_xlabel("distance D (units of θ)")
+        ax.set_ylabel("steps to tolerance (median, IQR)")
+        ax.set_title(title)
+        ax.legend(title="estimator (at its best α)", loc="upper left")
+    return fig
+
+
+def _plane_limits(picks: Sequence[dict]) -> tuple[tuple[float, float], tuple[float, float], bool]:
+    """Axis limits like the original notebook's: the box from θ₀ to x, widened by its size."""
+    ends = np.array([p["theta"][0] for p in picks] + [p["optimum"] for p in picks if p["optimum"] is not None])
+    if len(ends) == len(picks):  # no optimum known: the paths decide
+        ends = np.concatenate([p["theta"] for p in picks])
+        ends = ends[np.isfinite(ends).all(axis=1)]
+    lo, hi = ends.min(axis=0), ends.max(axis=0)
+    pad = max(float(np.max(hi - lo)), 1.0)
+    lo, hi = lo - pad, hi + pad
+    leaves = any(np.any(~((p["theta"] >= lo) & (p["theta"] <= hi))) for p in picks)
+    return (lo[0], hi[0]), (lo[1], hi[1]), leaves
+
+
+def _thin(n: int, most: int = 2000) -> np.ndarray:
+    """At most ``most`` indices of 0…n−1, evenly spread, the first and last among them."""
+    return np.unique(np.rint(np.linspace(0, n - 1, min(n, most))).astype(np.int64))
+
+
+def _plane(ax, p: dict, xlim, ylim, fontsize: float) -> None:
+    theta = p["theta"]
+    ax.scatter([theta[0, 0]], [theta[0, 1]], marker="o", s=45, color="black", label="θ₀", zorder=3)
+    if p["optimum"] is not None:
+        # Hollow, so the late steps that gather at x stay visible under it.
+        ax.scatter([p["optimum"][0]], [p["optimum"][1]], marker="*", s=220, facecolors="none", edgecolors=WARN,
+                   linewidths=1.5, label="x (optimum)", zorder=3)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    stop = len(theta) - 1
+    title = f"{p['estimator']}\nα = {_g(p['step_size'])}, D = {_g(p['problem.distance'])}, seed {p['seed']}"
+    ax.set_title(title + (f", diverged at t = {stop}" if p["diverged"] == 1 else ""), fontsize=fontsize)
+    ax.set_xlabel("θ₁")
+    ax.set_ylabel("θ₂")
+
+
+def trajectories(picks: Sequence[dict], title: str) -> Figure:
+    """Figure 6: θ_t in the plane, one panel per estimator, coloured by step (the notebook's scatter)."""
+    xlim, ylim, leaves = _plane_limits(picks)
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    stop_max = max(len(p["theta"]) - 1 for p in picks)
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, len(picks), (3.8, 3.8), left=0.75, right=1.2, bottom=0.6, top=0.95, wgap=0.8)
+        # Most of the motion is early: a scale linear up to t = 10 and logarithmic beyond shows it.
+        norm = SymLogNorm(linthresh=10, vmin=0, vmax=max(stop_max, 10), base=10)
+        for ax, p in zip(axes[0], picks):
+            idx = _thin(len(p["theta"]))
+            ax.scatter(p["theta"][idx, 0], p["theta"][idx, 1], c=idx, cmap=cmap, norm=norm, s=7, linewidths=0)
+            _plane(ax, p, xlim, ylim, fontsize=9)
+        axes[0, 0].legend(loc="upper left")
+        W, H = fig.get_size_inches()
+        cax = _inches(fig, W - 0.95, 0.6, 0.16, 3.8)
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="step t (log scale beyond 10)")
+        fig.suptitle(title + (" (some points leave the view)" if leaves else ""), y=1 - 0.1 / H, va="top")
+    return fig
+
+
+def trajectory_gif(picks: Sequence[dict], colors: dict, path: Path, *, frames: int, title: str = "", dpi: int = 80,
+                   window: int = 50) -> None:
+    """The trajectories as an animated GIF of ``frames`` frames that stops on the last one.
+
+    Each frame shows the path so far, faint, and its last ``window`` points, like the
+    original notebook's moving scatter. The GIF has no loop extension, so it plays once.
+    """
+    frames = max(2, int(frames))
+    xlim, ylim, _ = _plane_limits(picks)
+    stop_max = max(len(p["theta"]) - 1 for p in picks)
+    times = np.rint(np.linspace(0, stop_max, frames)).astype(np.int64)
+    with plt.rc_context({**RC, "figure.dpi": dpi}):
+        fig, axes = _layout(1, len(picks), (3.0, 3.0), left=0.65, right=0.2, bottom=0.55, top=0.75, wgap=0.75)
+        dynamic = []
+        for ax, p in zip(axes[0], picks):
+            _plane(ax, p, xlim, ylim, fontsize=7.5)
+            # Animated artists stay out of the static background and are drawn per frame.
+            trail = ax.scatter([], [], s=3, color="0.6", alpha=0.5, linewidths=0, animated=True)
+            head = ax.scatter([], [], s=10, color=colors[p["estimator"]], linewidths=0, animated=True)
+            dynamic.append((ax, trail, head, p["theta"]))
+        fig.suptitle(title, y=1 - 0.08 / fig.get_size_inches()[1], va="top", fontsize=10)
+        clock = fig.text(0.99, 0.01, "", ha="right", va="bottom", fontsize=8, animated=True)
+        fig.canvas.draw()
+        background = fig.canvas.copy_from_bbox(fig.bbox)
+        size = fig.canvas.get_width_height()
+        images = []
+        for t in times:
+            fig.canvas.restore_region(background)
+            for ax, trail, head, theta in dynamic:
+                upto = min(int(t), len(theta) - 1)
+                trail.set_offsets(theta[_thin(upto + 1, 1500)])
+                head.set_offsets(theta[max(0, upto - window + 1) : upto + 1])
+                ax.draw_artist(trail)
+                ax.draw_artist(head)
+            clock.set_text(f"t = {int(t)} / {stop_max}")
+            fig.draw_artist(clock)
+            images.append(Image.frombuffer("RGBA", size, bytes(fig.canvas.buffer_rgba())).convert("RGB"))
+        plt.close(fig)
+    # One palette for all frames, from the last (it holds every colour drawn): fast and stable.
+    shared = images[-1].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    indexed = [im.quantize(palette=shared, dither=Image.Dither.NONE) for im in images]
+    buf = io.BytesIO()
+    durations = [80] * (len(indexed) - 1) + [2500]  # hold the last frame, then stop
+    indexed[0].save(buf, format="GIF", save_all=True, append_images=indexed[1:], duration=durations)
+    path.write_bytes(buf.getvalue())
