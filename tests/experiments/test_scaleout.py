@@ -140,6 +140,9 @@ def test_submitit_local_sweep_and_identical_metrics_across_launchers(joblib_sqli
 
 
 def start_sweep(store: Store, *overrides: str) -> subprocess.Popen:
+    # Create the store first: this process polls it while the sweep runs, and two processes
+    # creating one SQLite store's schema at once can break it (see wait_for_finished).
+    store.client().search_experiments()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     args = [sys.executable, "-m", "experiments.run", "-m", f"tracking.uri={store.uri}",
             f"hydra.sweep.dir={store.root / 'multirun'}", *overrides]
@@ -150,16 +153,14 @@ def start_sweep(store: Store, *overrides: str) -> subprocess.Popen:
 def wait_for_finished(store: Store, proc: subprocess.Popen, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     query = "tags.run_kind = 'job' and attributes.status = 'FINISHED'"
+    client = store.client()
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        if store.db.exists():
-            try:
-                client = store.client()
-                ids = [e.experiment_id for e in client.search_experiments()]
-                if ids and len(client.search_runs(ids, query)) >= count:
-                    return
-            except Exception:  # the store is still being created
-                pass
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended (status {proc.returncode}) before it could be interrupted: "
+                        f"{proc.stderr.read()[-3000:]}")
+        ids = [e.experiment_id for e in client.search_experiments()]
+        if len(client.search_runs(ids, query)) >= count:
+            return
         time.sleep(0.2)
     proc.kill()
     pytest.fail(f"fewer than {count} runs finished within {timeout} s")
