@@ -1,37 +1,56 @@
 r"""Monte Carlo estimators of the gradient of a Gaussian expectation.
 
-For q_θ = N(θ, σ²I) on R^d and an integrand f, every estimator here approximates
+For q_θ = N(μ, diag σ²) on R^d and an integrand f, every estimator here approximates
 
-    ∇_θ L(θ),   L(θ) = E_{z ~ q_θ}[f(z)],
+    ∇_μ L,   L(μ, σ) = E_{z ~ q}[f(z)],
 
-and shares one signature::
+and, with ``with_scale=True``, also ∇_σ L (σ per coordinate). They share one signature::
 
-    estimator(f, mean, scale, rng, num_samples) -> array of shape (num_samples, d)
+    estimator(f, mean, scale, rng, num_samples, *, sampling=independent, with_scale=False, ...)
+        -> array of shape (*shape, k)
 
-Row i is the gradient estimate from the i-th sample alone: the row mean is the
-N-sample estimate an optimizer uses, and the spread of the rows is its variance.
-All estimators draw their base noise first, as ``rng.standard_normal((num_samples, d))``,
-so two estimators given generators in the same state see the same ε.
+with ``shape = (num_samples,)`` for an int, or ``num_samples`` itself for a shape
+``(V, N)``: V independent sets of N samples in one vectorised call. Row i of a set is the
+gradient estimate from the i-th sample alone, so the mean over the set's axis is the
+N-sample estimate an optimizer uses, and the spread across sets is its variance. k = d, or
+2d with ``with_scale`` (∇_μ, then ∇_σ). ``scale`` is a float or a per-coordinate array.
+
+Base noise comes from ``sampling`` (see :mod:`estimators.sampling`), first and before any
+other draw: with the default, ``rng.standard_normal((*shape, d))``, so two estimators given
+generators in the same state see the same ε. Further keyword options are the estimator's
+own (a baseline, a control variate, a coupling); the defaults give the plain estimator.
+An estimator whose options carry state across calls (a moving-average baseline) takes
+``state=`` and then returns ``(per-sample gradients, new state)``; see
+:func:`initial_state`.
 
 Reference: S. Mohamed, M. Rosca, M. Figurnov, A. Mnih, "Monte Carlo Gradient Estimation in
-Machine Learning", JMLR 21(132), 2020, sections 4 and 5.
+Machine Learning", JMLR 21(132), 2020, sections 4 to 7.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import functools
+from typing import Any, Protocol
 
 import numpy as np
 
+from estimators import baselines, control_variates
+from estimators.baselines import Baseline
+from estimators.control_variates import ControlVariate
+from estimators.sampling import Sampler, independent
+
 
 class Integrand(Protocol):
-    """A function f: R^d → R evaluated on a batch, with its gradient where it has one."""
+    """A function f: R^d → R evaluated on a batch, with derivatives where it has them."""
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """f at each row of ``z`` (shape (..., d)); returns shape (...)."""
 
     def grad(self, z: np.ndarray) -> np.ndarray:
         """∇f at each row of ``z`` (shape (..., d)); returns shape (..., d)."""
+
+    def hessian(self, z: np.ndarray) -> np.ndarray:
+        """∇²f at each row of ``z`` (shape (..., d)); returns shape (..., d, d)."""
 
 
 class Estimator(Protocol):
@@ -41,8 +60,31 @@ class Estimator(Protocol):
         mean: np.ndarray,
         scale: float | np.ndarray,
         rng: np.random.Generator,
-        num_samples: int,
+        num_samples: int | tuple[int, ...],
+        **options: Any,
     ) -> np.ndarray: ...
+
+
+def sample_shape(num_samples: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``(N,)`` for an int N, else the given shape; its last axis is one set of samples."""
+    if isinstance(num_samples, (int, np.integer)):
+        return (int(num_samples),)
+    return tuple(int(n) for n in num_samples)
+
+
+def options(estimator) -> tuple[Any, dict[str, Any]]:
+    """The function behind ``estimator`` and the keyword options bound to it by partials."""
+    keywords: dict[str, Any] = {}
+    while isinstance(estimator, functools.partial):
+        keywords = {**estimator.keywords, **keywords}
+        estimator = estimator.func
+    return estimator, keywords
+
+
+def initial_state(estimator) -> Any:
+    """The state ``estimator`` carries across calls (pass it as ``state=``), or None."""
+    baseline = options(estimator)[1].get("baseline")
+    return None if baseline is None else baseline.init
 
 
 def score_function(
@@ -50,25 +92,64 @@ def score_function(
     mean: np.ndarray,
     scale: float | np.ndarray,
     rng: np.random.Generator,
-    num_samples: int,
-) -> np.ndarray:
-    r"""Score-function (likelihood-ratio, REINFORCE) estimator of the mean gradient.
+    num_samples: int | tuple[int, ...],
+    *,
+    sampling: Sampler = independent,
+    with_scale: bool = False,
+    baseline: Baseline | None = None,
+    control_variate: ControlVariate | None = None,
+    state: Any = None,
+):
+    r"""Score-function (likelihood-ratio, REINFORCE) estimator.
 
     .. math::
 
-        \hat g_i = f(z_i)\,\nabla_\theta \log q_\theta(z_i)
-                 = f(z_i)\,\frac{z_i - \theta}{\sigma^2}
-                 = \frac{f(\theta + \sigma\varepsilon_i)\,\varepsilon_i}{\sigma},
-        \qquad \varepsilon_i \sim N(0, I).
+        \hat g_i = (f(z_i) - h(z_i) - b)\,\nabla \log q(z_i) + \nabla E_q[h],
+        \qquad z_i = \mu + \sigma\varepsilon_i,
 
-    Needs only point evaluations of f (no derivative, f may be discontinuous) and the
-    score of q. Unbiased whenever E|f(z)|·‖z − θ‖ < ∞; its variance grows with the
-    magnitude of f, so with f(z) = ‖z − x‖² it grows like ‖θ − x‖⁴.
-    References: Glynn (1990); Williams (1992); Mohamed et al. (2020), section 4.
+    with scores ∇_μ log q = ε/σ and ∇_σ log q = (ε² − 1)/σ (per coordinate). Plain
+    (b = h = 0) it needs only point evaluations of f (no derivative, f may be
+    discontinuous). ``baseline`` (:mod:`estimators.baselines`) sets b, ``control_variate``
+    (:mod:`estimators.control_variates`) sets h; both leave it unbiased. Unbiased whenever
+    E|f(z)|·‖∇ log q(z)‖ < ∞; its variance grows with the magnitude of f, so with
+    f(z) = ‖z − x‖² it grows like ‖μ − x‖⁴.
+    References: Glynn (1990); Williams (1992); Mohamed et al. (2020), sections 4 and 7.
     """
-    eps = rng.standard_normal((num_samples, np.shape(mean)[-1]))
-    values = f(mean + scale * eps)
-    return values[:, None] * (eps / scale)
+    d = np.shape(mean)[-1]
+    shape = sample_shape(num_samples)
+    # "none" options are singletons: compared by identity, the plain path costs nothing extra.
+    baseline = None if baseline is baselines.NONE else baseline
+    cv = None if control_variate is control_variates.NONE else control_variate
+    if baseline is not None and baseline.uses_set and sampling is not independent:
+        raise ValueError("a baseline built from the other samples of a set needs independent sampling")
+    eps = sampling(rng, shape, d)
+
+    def terms(eps):
+        values = f(mean + scale * eps)
+        if cv is not None:
+            values = values - cv.value(f, mean, scale, mean + scale * eps)
+        score = eps / scale
+        if with_scale:
+            score = np.concatenate([score, (eps * eps - 1.0) / scale], axis=-1)
+        return values, score
+
+    values, score = terms(eps)
+    if baseline is None:
+        grads = values[..., None] * score
+    else:
+        # A pilot for the baseline: fresh independent samples, drawn after the base noise.
+        def pilot(n: int):
+            return terms(rng.standard_normal((*shape[:-1], n, d)))
+
+        b = baseline.value(values, score, baseline.init if state is None else state, pilot)
+        grads = (values[..., None] - b) * score
+    if cv is not None:
+        g_mean, g_scale = cv.expected_grad(f, mean, scale)
+        grads = grads + (np.concatenate([g_mean, g_scale]) if with_scale else g_mean)
+    if state is None:
+        return grads
+    new_state = state if baseline is None or baseline.update is None else baseline.update(state, values)
+    return grads, new_state
 
 
 def reparameterization(
@@ -76,22 +157,28 @@ def reparameterization(
     mean: np.ndarray,
     scale: float | np.ndarray,
     rng: np.random.Generator,
-    num_samples: int,
+    num_samples: int | tuple[int, ...],
+    *,
+    sampling: Sampler = independent,
+    with_scale: bool = False,
 ) -> np.ndarray:
-    r"""Reparameterization (pathwise) estimator of the mean gradient.
+    r"""Reparameterization (pathwise) estimator.
 
-    With z = g(θ, ε) = θ + σε and ∂z/∂θ = I,
+    With z = g(θ, ε) = μ + σε, ∂z/∂μ = I and ∂z_j/∂σ_j = ε_j,
 
     .. math::
 
-        \hat g_i = \nabla_\theta f(g(\theta, \varepsilon_i)) = \nabla f(\theta + \sigma\varepsilon_i),
-        \qquad \varepsilon_i \sim N(0, I).
+        \hat g_i = \nabla f(\mu + \sigma\varepsilon_i)\ \text{(mean)},\qquad
+        \nabla f(\mu + \sigma\varepsilon_i) \odot \varepsilon_i\ \text{(scale)}.
 
     Needs f differentiable (``f.grad``) and q reparameterisable. Unbiased when ∇f is
     integrable; its variance is bounded by the smoothness of f (for L-Lipschitz ∇f it is
-    at most L²σ²d), independent of how far θ is from the optimum.
+    at most L²σ²d), independent of how far μ is from the optimum.
     References: Kingma & Welling (2014); Rezende et al. (2014); Mohamed et al. (2020),
     section 5.
     """
-    eps = rng.standard_normal((num_samples, np.shape(mean)[-1]))
-    return f.grad(mean + scale * eps)
+    eps = sampling(rng, sample_shape(num_samples), np.shape(mean)[-1])
+    grads = f.grad(mean + scale * eps)
+    if with_scale:
+        return np.concatenate([grads, grads * eps], axis=-1)
+    return grads

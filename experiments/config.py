@@ -61,6 +61,20 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "problem.distance": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "problem.dim": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "problem.sigma": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "learn_scale": (lambda v: isinstance(v, bool), "true or false"),
+    "estimator.coupling": (lambda v: isinstance(v, bool), "true or false"),
+    "estimator.baseline.decay": (lambda v: _real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "estimator.baseline.pilot": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "problem.f": (lambda v: v in ("square", "exp", "cos"), "one of square, exp, cos"),
+    "problem.k": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "problem.mu0": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
+    "problem.sigma0": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "optimizer.beta1": (lambda v: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.beta2": (lambda v: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.eps": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "problem.prior_scale": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "problem.test_fraction": (lambda v: _real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "problem.split_seed": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
     "tracking.uri": (_text, "an MLflow tracking URI (non-empty)"),
     "tracking.experiment": (_text, "a non-empty experiment name"),
 }
@@ -80,15 +94,44 @@ def validate(cfg: DictConfig) -> None:
             continue
         if not ok(value):
             raise ConfigError(f"invalid {key}={value!r}: allowed: {allowed}")
+    _check_combinations(cfg)
+
+
+def _check_combinations(cfg: DictConfig) -> None:
+    """Constraints between keys: the leave-one-out baseline needs independent samples, two or more."""
+    samples = OmegaConf.select(cfg, "samples", default=None)
+    if not _int(samples):
+        return
+    baseline = OmegaConf.select(cfg, "estimator.baseline.name", default=None)
+    if baseline == "leave_one_out" and samples < 2:
+        raise ConfigError(
+            f"invalid estimator/baseline=leave_one_out with samples={samples}: allowed: samples >= 2 "
+            "(each sample's baseline is the mean of the others)"
+        )
+    scheme = OmegaConf.select(cfg, "sampling.name", default="independent")
+    if baseline == "leave_one_out" and scheme != "independent":
+        raise ConfigError(
+            f"invalid estimator/baseline=leave_one_out with sampling={scheme}: allowed: sampling=independent "
+            "(the other samples of an antithetic or QMC set depend on this one, which would bias it)"
+        )
+
+
+def _unnamed(data: Any) -> Any:
+    """``data`` without the ``name`` label of every node that has a ``_target_`` (nested too)."""
+    if isinstance(data, dict):
+        return {k: _unnamed(v) for k, v in data.items() if not (k == "name" and "_target_" in data)}
+    if isinstance(data, list):
+        return [_unnamed(v) for v in data]
+    return data
 
 
 def build(node: DictConfig) -> Any:
-    """Instantiate a config group node (``_target_``); its ``name`` labels it and is not passed.
+    """Instantiate a config group node (``_target_``); ``name`` labels a node and is not passed.
 
     Partials come back as plain :class:`functools.partial` (or the bare function), so a
     call in a hot loop does not pay Hydra's per-call target checks.
     """
-    obj = instantiate(OmegaConf.masked_copy(node, [k for k in node if k != "name"]), _convert_="all")
+    obj = instantiate(_unnamed(OmegaConf.to_container(node, resolve=True)), _convert_="all")
     if isinstance(obj, functools.partial):
         if not obj.args and not obj.keywords:
             return obj.func
@@ -159,5 +202,7 @@ def config_hash(cfg: DictConfig) -> str:
     """Identity of what a run computes: a hash of its resolved config minus ``tracking``."""
     data = resolved(cfg)
     data.pop("tracking", None)
+    # Underscored keys are bookkeeping (a preset's `_sweep_` grid), not what the run computes.
+    data = {k: v for k, v in data.items() if not (k.startswith("_") and k.endswith("_"))}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from estimators.sampling import independent
 from experiments import tracking
 from experiments.config import build, config_hash, params, resolved, validate
 from experiments.sgd import run_sgd
@@ -37,7 +39,10 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     """
     validate(cfg)
     problem = build(cfg.problem)
-    estimator = build(cfg.estimator)
+    # The sampling scheme applies to every estimator: bind it as the estimator's keyword.
+    sampling = build(cfg.sampling) if "sampling" in cfg else independent
+    estimator = functools.partial(build(cfg.estimator), sampling=sampling)
+    optimizer = build(cfg.optimizer) if "optimizer" in cfg else None
     uri = cfg.tracking.uri
     sweep_id = cfg.tracking.sweep_id or tracking.new_sweep_id()
     tags = {
@@ -69,6 +74,8 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
             log_points=cfg.log_points,
             tolerance=cfg.tolerance,
             divergence_factor=cfg.divergence_factor,
+            learn_scale=bool(cfg.get("learn_scale", False)),
+            optimizer=optimizer,
         )
         tracking.log_curves(uri, run_id, result.steps, result.curves, result.summary)
         tracking.log_files(

@@ -85,12 +85,29 @@ BAD_VALUES = [
     ("tracking.uri=''", "tracking.uri"),
     ("tracking.experiment=''", "tracking.experiment"),
     ("divergence_factor=1", "divergence_factor"),
+    ("learn_scale=maybe", "learn_scale"),
+    ("estimator=measure_valued estimator.coupling=2", "estimator.coupling"),
+    ("estimator/baseline=moving_average estimator.baseline.decay=1", "estimator.baseline.decay"),
+    ("estimator/baseline=optimal estimator.baseline.pilot=0", "estimator.baseline.pilot"),
+    ("problem=gaussian_expectation problem.f=sin", "problem.f"),
+    ("problem=gaussian_expectation problem.k=-1", "problem.k"),
+    ("problem=gaussian_expectation problem.mu0=inf", "problem.mu0"),
+    ("problem=gaussian_expectation problem.sigma0=0", "problem.sigma0"),
+    ("optimizer=adam optimizer.beta1=1", "optimizer.beta1"),
+    ("optimizer=adam optimizer.beta2=-0.1", "optimizer.beta2"),
+    ("optimizer=adam optimizer.eps=0", "optimizer.eps"),
+    ("problem=logistic_regression problem.prior_scale=0", "problem.prior_scale"),
+    ("problem=logistic_regression problem.test_fraction=1", "problem.test_fraction"),
+    ("problem=logistic_regression problem.split_seed=-1", "problem.split_seed"),
+    # Constraints between keys.
+    ("estimator/baseline=leave_one_out samples=1", "estimator/baseline=leave_one_out"),
+    ("estimator/baseline=leave_one_out samples=4 sampling=antithetic", "estimator/baseline=leave_one_out"),
 ]
 
 
 @pytest.mark.parametrize("override, key", BAD_VALUES)
 def test_invalid_value_is_refused_by_key(compose_config, override, key):
-    cfg = compose_config(override)
+    cfg = compose_config(*override.split())
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     message = str(err.value)

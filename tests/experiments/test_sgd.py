@@ -89,3 +89,104 @@ def test_reparameterization_converges_on_the_founding_setting():
     res = run(problem=Quadratic(), steps=5000, step_size=1e-2, samples=1)
     assert res.summary["diverged"] == 0.0 and res.summary["converged"] == 1.0
     assert res.summary["steps_to_tol"] < 5000
+
+
+# --- Options: the plain default pinned to today's loop, a learned scale, carried state, optimizers.
+import functools  # noqa: E402
+import math  # noqa: E402
+
+from experiments import optimizers  # noqa: E402
+from experiments.gaussian_expectation import GaussianExpectation  # noqa: E402
+from experiments.sgd import probe_rng, trajectory_rng  # noqa: E402
+
+
+def _today_loop(problem, kind, step_size, steps, samples, seed):
+    """SGD as first written, with the estimators' first formulas: the trajectory to reproduce."""
+    rng, theta, out = trajectory_rng(seed), np.array(problem.theta0, dtype=float), [problem.theta0]
+    for _ in range(steps):
+        eps = rng.standard_normal((samples, theta.size))
+        z = theta + problem.sigma * eps
+        g = problem(z)[:, None] * (eps / problem.sigma) if kind == "score_function" else problem.grad(z)
+        theta = theta - step_size * g.mean(axis=0)
+        out.append(theta)
+    return np.array(out)
+
+
+def _today_probe(problem, kind, theta, seed, t, samples, replicates):
+    eps = probe_rng(seed, t).standard_normal((replicates * samples, theta.size))
+    z = theta + problem.sigma * eps
+    g = problem(z)[:, None] * (eps / problem.sigma) if kind == "score_function" else problem.grad(z)
+    est = g.reshape(replicates, samples, -1).mean(axis=1)
+    dev = est - est.mean(axis=0)
+    return float((np.einsum("ij,ij->i", dev, dev) * (replicates / (replicates - 1))).mean())
+
+
+@pytest.mark.parametrize("kind", ["score_function", "reparameterization"])
+def test_default_configuration_reproduces_todays_run_bit_for_bit(kind):
+    """Estimator bound to its default options, as the runner builds it: same θ_t and probes as before."""
+    configured = functools.partial(getattr(estimators, kind), sampling=estimators.sampling.independent)
+    if kind == "score_function":
+        configured = functools.partial(configured, baseline=estimators.baselines.none(),
+                                       control_variate=estimators.control_variates.none())
+    problem = Quadratic(dim=2, distance=10.0)
+    res = run(configured, problem=problem, step_size=1e-3, steps=200, samples=3)
+    np.testing.assert_array_equal(res.trajectory, _today_loop(problem, kind, 1e-3, 200, 3, BASE["seed"]))
+    for t, value in zip(res.steps, res.curves["grad_variance"]):
+        assert value == _today_probe(problem, kind, res.trajectory[t], BASE["seed"], int(t), 3,
+                                     BASE["variance_samples"])
+    assert set(res.curves) == {"loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact",
+                               "grad_snr"}
+
+
+def test_learned_scale_logs_both_blocks_and_their_exact_values():
+    problem = GaussianExpectation(f="cos", k=2.0, dim=2)
+    res = run(estimators.measure_valued, problem=problem, learn_scale=True, steps=50, step_size=0.05,
+              variance_samples=4000, samples=1)
+    assert res.trajectory.shape == (51, 4) and res.trajectory[0].tolist() == [1.0, 1.0, 1.0, 1.0]
+    c = res.curves
+    np.testing.assert_allclose(c["grad_variance"], c["grad_variance/mean"] + c["grad_variance/scale"], rtol=1e-12)
+    np.testing.assert_allclose(c["grad_variance_exact"], c["grad_variance_exact/mean"] + c["grad_variance_exact/scale"])
+    for block in ("mean", "scale"):
+        err = np.abs(c[f"grad_variance/{block}"] - c[f"grad_variance_exact/{block}"])
+        np.testing.assert_array_less(err, 5 * c[f"grad_variance_se/{block}"])
+    final = res.trajectory[-1]
+    assert c["loss"][-1] == pytest.approx(problem.loss(final[:2], final[2:]))
+
+
+def test_learned_scale_shrinks_sigma_on_the_quadratic():
+    """∂L/∂σ = 2σ: the scale decays geometrically, σ_T ≈ σ₀(1 − 2α)^T for the pathwise estimator's mean."""
+    res = run(estimators.reparameterization, problem=Quadratic(dim=2, distance=10.0), learn_scale=True, steps=300,
+              step_size=1e-2, samples=16)
+    sigma = res.trajectory[-1, 2:]
+    assert np.all(sigma > 0) and np.all(sigma < 0.1) and res.summary["diverged"] == 0.0
+
+
+def test_carried_state_is_threaded_and_not_advanced_by_probes():
+    estimator = functools.partial(estimators.score_function, baseline=estimators.baselines.moving_average(0.9))
+    ref = run(estimator, step_size=1e-3)
+    for changed in (dict(variance_samples=7), dict(log_points=2)):
+        np.testing.assert_array_equal(ref.trajectory, run(estimator, step_size=1e-3, **changed).trajectory)
+    # By hand: b_{t+1} = 0.9 b_t + 0.1 mean f(z_t); the step uses b_t.
+    problem, rng, theta, b = Quadratic(dim=2, distance=10.0), trajectory_rng(BASE["seed"]), np.zeros(2), 0.0
+    for t in range(1, 6):
+        eps = rng.standard_normal((2, 2))
+        f = problem(theta + eps)
+        theta = theta - 1e-3 * ((f - b)[:, None] * eps).mean(axis=0)
+        b = 0.9 * b + 0.1 * f.mean()
+        np.testing.assert_allclose(ref.trajectory[t], theta, rtol=1e-12)
+
+
+def test_adam_converges_on_the_founding_setting_and_sgd_is_the_default():
+    res = run(estimators.reparameterization, problem=Quadratic(), steps=3000, step_size=0.5, samples=1,
+              optimizer=optimizers.adam())
+    assert res.summary["converged"] == 1.0
+    plain = run(optimizer=optimizers.sgd())
+    np.testing.assert_array_equal(plain.trajectory, run().trajectory)
+
+
+def test_a_problem_without_an_optimum_logs_nan_distances_and_never_converges():
+    res = run(estimators.reparameterization, problem=GaussianExpectation(f="exp", k=1.0), steps=100, step_size=0.1)
+    assert res.summary["diverged"] == 0.0 and len(res.trajectory) == 101
+    assert np.isnan(res.curves["dist_to_opt"]).all() and math.isnan(res.summary["final_dist"])
+    assert res.summary["steps_to_tol"] == 101 and res.summary["converged"] == 0.0
+    assert res.trajectory[-1, 0] > 1.0  # the mean moves away from 0, down the slope of exp(−x²)

@@ -1,0 +1,120 @@
+"""Baselines for the score function: unbiased, the optimal constant, and their variances in closed form.
+
+In one dimension with f(z) = (z − x)², a = θ − x and a constant baseline b, c = a² − b:
+Var[(f − b)ε/σ] = (c² + 12a²σ² + 15σ⁴ + 6cσ²)/σ² − 4a² (moments of ε up to the sixth), and
+the variance-optimal constant is b* = E[f ε²]/E[ε²] = a² + 3σ², where that variance is 8a² + 6σ².
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+import estimators
+from estimators import baselines
+from experiments.problems import Quadratic
+from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
+
+SF = estimators.score_function
+
+
+def constant_baseline_variance(a: float, sigma: float, b: float) -> float:
+    c = a * a - b
+    return (c * c + 12 * a * a * sigma**2 + 15 * sigma**4 + 6 * c * sigma**2) / sigma**2 - 4 * a * a
+
+
+def one_dim(a=3.0, sigma=0.7):
+    problem = Quadratic(dim=1, distance=abs(a), sigma=sigma)
+    return problem, problem.optimum - a  # θ with θ − x = −a: the sign does not enter the variance
+
+
+def test_no_baseline_is_the_plain_estimator_bit_for_bit():
+    problem, theta = one_dim()
+    plain = SF(problem, theta, 0.7, np.random.default_rng(4), 50)
+    none = SF(problem, theta, 0.7, np.random.default_rng(4), 50, baseline=baselines.none())
+    np.testing.assert_array_equal(plain, none)
+
+
+@pytest.mark.parametrize("b", [0.0, 5.0, 9.0 + 3 * 0.49])
+def test_moving_average_at_a_given_state_is_that_constant_baseline(b):
+    """The estimate at carried state b uses b; its variance is the constant-baseline closed form."""
+    problem, theta = one_dim()
+    est = estimates(lambda *args: SF(*args, baseline=baselines.moving_average(0.9), state=b)[0],
+                    problem, theta, 0.7, samples=1, replicates=400_000, seed=3)
+    truth = problem.true_grad(theta)
+    assert_unbiased(est, truth)
+    assert_variance(est, truth, constant_baseline_variance(3.0, 0.7, b))
+
+
+def test_moving_average_update_and_state_threading():
+    problem, theta = one_dim()
+    ma = baselines.moving_average(0.8)
+    assert ma.init == 0.0
+    rng = np.random.default_rng(0)
+    eps = np.random.default_rng(0).standard_normal((6, 1))
+    _, state = SF(problem, theta, 0.7, rng, 6, baseline=ma, state=2.0)
+    assert state == pytest.approx(0.8 * 2.0 + 0.2 * problem(theta + 0.7 * eps).mean())
+    assert estimators.initial_state(functools.partial(SF, baseline=ma)) == 0.0
+    assert estimators.initial_state(SF) is None
+
+
+def test_optimal_baseline_estimates_the_variance_optimal_constant():
+    """b̂_j = Σ f s_j² / Σ s_j² over a pilot, against b* = a² + 3σ²."""
+    problem, theta = one_dim()
+    rng = np.random.default_rng(2)
+
+    def pilot(n):
+        eps = rng.standard_normal((n, 1))
+        return problem(theta + 0.7 * eps), eps / 0.7
+
+    b = baselines.optimal(pilot=1_000_000).value(None, None, None, pilot)
+    # Delta-method standard error of the ratio estimator, from a second pilot.
+    w, s = pilot(1_000_000)
+    r = w[:, None] * s**2 - b[0] * s**2
+    se = r.std() / (s**2).mean() / math.sqrt(len(r))
+    assert abs(b.item() - (9.0 + 3 * 0.49)) < Z * se
+
+
+def test_optimal_baseline_is_unbiased_and_near_the_optimal_variance():
+    """Its variance is Var(b*) plus E[(b̂ − b*)²]E[s²], a fraction of order 1/pilot above it."""
+    problem, theta = one_dim()
+    est = estimates(functools.partial(SF, baseline=baselines.optimal(pilot=200)), problem, theta, 0.7,
+                    samples=1, replicates=50_000, seed=8)
+    truth = problem.true_grad(theta)
+    assert_unbiased(est, truth)
+    sq = ((est - truth) ** 2).sum(axis=1)
+    best, plain = constant_baseline_variance(3.0, 0.7, 9.0 + 3 * 0.49), constant_baseline_variance(3.0, 0.7, 0.0)
+    se = sq.std(ddof=1) / math.sqrt(len(sq))
+    assert best - Z * se < sq.mean() < 1.15 * best + Z * se  # about 5% above at pilot = 200
+    assert sq.mean() < plain / 3  # 75 against 299 here
+
+
+@pytest.mark.parametrize("samples", [2, 5])
+def test_leave_one_out_is_unbiased_and_equals_the_rescaled_centred_estimate(samples):
+    problem = Quadratic(dim=3, distance=4.0, sigma=0.8)
+    theta = np.array([0.3, -0.2, 1.0])
+    est = estimates(functools.partial(SF, baseline=baselines.leave_one_out()), problem, theta, 0.8,
+                    samples=samples, replicates=200_000, seed=5)
+    assert_unbiased(est, problem.true_grad(theta))
+    # The identity with the centred form, sample by sample, on the same noise.
+    g = SF(problem, theta, 0.8, np.random.default_rng(1), samples, baseline=baselines.leave_one_out())
+    eps = np.random.default_rng(1).standard_normal((samples, 3))
+    f = problem(theta + 0.8 * eps)
+    centred = ((f - f.mean())[:, None] * eps / 0.8).mean(axis=0)
+    np.testing.assert_allclose(g.mean(axis=0), samples / (samples - 1) * centred, rtol=1e-10, atol=1e-12)
+
+
+def test_leave_one_out_needs_two_samples():
+    problem, theta = one_dim()
+    with pytest.raises(ValueError, match="at least 2"):
+        SF(problem, theta, 0.7, np.random.default_rng(0), 1, baseline=baselines.leave_one_out())
+
+
+def test_invalid_baseline_parameters_are_refused():
+    with pytest.raises(ValueError):
+        baselines.moving_average(1.0)
+    with pytest.raises(ValueError):
+        baselines.optimal(pilot=0)

@@ -1,0 +1,68 @@
+"""Each `experiment=` preset, shrunk, runs end to end into a temporary store and logs what it is for."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.experiments.test_cli import children, parents
+
+
+def test_seed_notebook_runs_both_estimators_at_both_step_sizes(store):
+    proc = store.run("-m", "experiment=seed_notebook", "steps=100", "seed=0", "variance_samples=20", "log_points=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = store.runs()
+    kids = children(runs)
+    assert parents(runs)["status"].item() == "FINISHED" and (kids["status"] == "FINISHED").all()
+    grid = set(zip(kids["params.estimator.name"], kids["params.step_size"].astype(float)))
+    assert grid == {(e, a) for e in ("score_function", "reparameterization") for a in (1e-4, 1e-2)}
+    assert kids["params.problem.distance"].astype(float).tolist() == pytest.approx([100 * math.sqrt(2)] * 4)
+    assert (kids["params.problem.dim"] == "2").all() and (kids["params.samples"] == "1").all()
+    assert not any(c.startswith("params._sweep_") for c in kids.columns)
+
+
+BLOCKS = ["grad_variance", "grad_variance/mean", "grad_variance/scale"]
+
+
+def test_variance_vs_k_logs_measured_and_exact_variances_per_block_at_step_zero(store):
+    ks = ["0.5", "2.0"]
+    proc = store.run("-m", "experiment=variance_vs_k", "problem.k=" + ",".join(ks), "variance_samples=20000")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kids = children(store.runs())
+    estimators = {"score_function", "score_function_optimal_baseline", "reparameterization", "measure_valued"}
+    assert set(zip(kids["params.estimator.name"], kids["params.problem.f"], kids["params.problem.k"])) == {
+        (e, f, k) for e in estimators for f in ("square", "exp", "cos") for k in ks}
+    assert (kids["params.steps"] == "0").all() and (kids["params.learn_scale"] == "True").all()
+    client = store.client()
+    for _, run in kids.iterrows():
+        at0 = {m.key: m.value for key in ("grad_variance", "grad_variance_se") for block in ("", "/mean", "/scale")
+               for m in client.get_metric_history(run.run_id, key + block) if m.step == 0}
+        assert set(BLOCKS) <= set(at0)
+        assert at0["grad_variance"] == pytest.approx(at0["grad_variance/mean"] + at0["grad_variance/scale"])
+        if run["params.estimator.name"] == "score_function_optimal_baseline":
+            assert "metrics.grad_variance_exact" not in run or math.isnan(run["metrics.grad_variance_exact"])
+            continue
+        for name in BLOCKS:
+            history = client.get_metric_history(run.run_id, name.replace("grad_variance", "grad_variance_exact"))
+            exact = next(m.value for m in history if m.step == 0)
+            se = at0[name.replace("grad_variance", "grad_variance_se")]
+            assert abs(at0[name] - exact) < 5 * se + 1e-12, (run["params.estimator.name"], run["params.problem.f"],
+                                                              run["params.problem.k"], name, at0[name], exact, se)
+
+
+def test_logreg_compares_estimators_and_logs_elbo_and_test_accuracy(store):
+    proc = store.run("-m", "experiment=logreg", "steps=20", "seed=0", "samples=2", "variance_samples=5",
+                     "log_points=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kids = children(store.runs())
+    assert set(kids["params.estimator.name"]) == {"score_function", "score_function_delta", "reparameterization",
+                                                  "measure_valued"}
+    assert (kids["status"] == "FINISHED").all() and (kids["params.optimizer.name"] == "adam").all()
+    for name in ["elbo", "test_accuracy", "loss", "grad_variance", "grad_variance/mean", "grad_variance/scale"]:
+        assert kids[f"metrics.{name}"].notna().all(), name
+    assert ((kids["metrics.test_accuracy"] > 0.5) & (kids["metrics.test_accuracy"] <= 1.0)).all()
+    assert (kids["metrics.elbo"] == -kids["metrics.loss"]).all()
+    # No known optimum: no distance is logged and tolerance is never reached.
+    assert "metrics.dist_to_opt" not in kids or kids["metrics.dist_to_opt"].isna().all()
+    assert (kids["metrics.steps_to_tol"] == 21).all() and (kids["metrics.converged"] == 0).all()
