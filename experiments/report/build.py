@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import PROJECT_ROOT, ConfigError, redact_uri, validate
 from experiments.report import figures, tables
-from experiments.report.data import Sweep, read_sweep
+from experiments.report.data import Sweep, read_sweep, variance_study
 
 PACKAGES = ("numpy", "pandas", "matplotlib", "seaborn", "pillow", "mlflow", "hydra-core", "omegaconf")
 # Files a report owns in its folder; a rebuild removes stale ones (a setting that is gone).
@@ -114,8 +114,18 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
     var = tables.bands(sweep, "grad_variance")
     tol = _tolerance(runs, factors)
     picks = tables.trajectory_runs(runs, factors)
+    # Curves that only logistic regression logs; +inf after a divergence would read as "best" there.
+    logreg = {key: tables.bands(sweep, key, far_after_stop=False) for key in ("elbo", "test_accuracy")}
     colors = figures.palette(sorted(runs["estimator"].unique()))
     sections = []
+    study = tables.variance_vs_k(sweep)
+    if len(study):  # a sweep over k at θ₀: one figure for the whole sweep, the settings being its k
+        _csv(study, out / "variance_vs_k.csv")
+        samples = sorted(runs.loc[variance_study(runs), "samples"].dropna().unique()) if "samples" in runs else []
+        figures.save_png(figures.variance_vs_k(
+            study, colors, "Gradient variance at θ₀ against k, per test function f and parameter block",
+            samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?")), out / "variance_vs_k.png", options.dpi)
+        sections.append(("", [("variance_vs_k", ["variance_vs_k.png"], "")]))
     all_settings = tables.settings(runs, sweep.extras)
     for setting in all_settings:
         suffix = "" if len(all_settings) == 1 else "--" + _safe(tables.label(setting).replace(" = ", "-"))
@@ -128,6 +138,8 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
             "var": tables.select(var, setting),
             "tol": tables.select(tol, setting),
             "picks": _planar(tables.select(picks, setting), sweep.trajectories),
+            "logreg": {key: tables.select(band, setting) for key, band in logreg.items()},
+            "study": bool(len(study)),
         }
         sections.append((where, _figures(sub, colors, out, suffix, where, options)))
     index = out / "index.html"
@@ -164,6 +176,18 @@ CAPTIONS = {
         "tr Cov of the gradient estimate at θ₀, measured by each run's probe (mean ± standard error "
         "over seeds) and in closed form (dashed). The score function's variance grows like D⁴ "
         "(dotted guide) on the founding quadratic problem; the reparameterization's stays at 4dσ²/N.",
+    ),
+    "variance_vs_k": (
+        "Gradient variance at θ₀ against k",
+        "tr Cov of the gradient estimate at θ₀ (N = samples per estimate) for each block of θ = (μ, σ) and "
+        "test function, against its parameter k, as in Mohamed et al. (JMLR 2020), figure 2: measured "
+        "(points, ± 1 standard error) and in closed form (lines, where known). Numbers: variance_vs_k.csv.",
+    ),
+    "logreg_curves": (
+        "ELBO and test accuracy",
+        "Bayesian logistic regression: the ELBO of the learned Gaussian posterior and its test accuracy "
+        "against step, median over seeds with the inter-quartile band; a diverged run counts up to "
+        "its last logged step.",
     ),
     "convergence": (
         "Convergence",
@@ -212,6 +236,8 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
     if len(start) and (start["mean"].notna() & (start["problem.distance"] > 0)).any():
         save("variance_vs_distance", figures.variance_vs_distance(
             start, colors, "Gradient variance at θ₀ against distance D" + where))
+    elif sub.get("study"):
+        skip("variance_vs_distance", "Runs at θ₀ over several k, no distance D: see the variance against k above.")
     else:
         skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
     if len(sub["dist"]):
@@ -231,6 +257,12 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
             sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where))
     else:
         skip("variance_along_trajectory", "No complete run: no curve to draw.")
+    curves = {key: band for key, band in sub.get("logreg", {}).items() if len(band)}
+    if curves:
+        if not len(sub["var"]):  # not drawn above: here, beside the ELBO
+            curves["grad_variance"] = sub["var"]
+        save("logreg_curves", figures.curves(
+            curves, colors, "Logistic regression: ELBO and test accuracy, median and IQR over seeds" + where))
     if sub["picks"]:
         save("trajectories", figures.trajectories(sub["picks"], "Trajectories θ_t in the plane" + where))
         gif = f"trajectories{suffix}.gif"

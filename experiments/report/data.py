@@ -39,6 +39,12 @@ from experiments.sgd import SUMMARY
 # gives it (see :func:`exact_picks`).
 CURVES = ("dist_to_opt", "grad_variance")
 EXACT = "grad_variance_exact"
+# Curves only some problems log: read only for a sweep that holds runs of that problem.
+PROBLEM_CURVES = {"logistic_regression": ("elbo", "test_accuracy")}
+# The variance study's step-0 measures per block of θ = (μ, σ), and the total's SE.
+BLOCKS = ("mean", "scale")
+STUDY_CURVES = ("grad_variance_se", *(f"{k}/{b}" for k in ("grad_variance", "grad_variance_se") for b in BLOCKS))
+STUDY_EXACT = tuple(f"{EXACT}/{b}" for b in BLOCKS)
 # Params that are never a factor of the grid: the seed (the replicate), where the run was
 # logged, and the estimator's own options (part of its label, see :func:`estimator_labels`).
 NOT_FACTORS = ("seed", "tracking.", "estimator.")
@@ -234,6 +240,16 @@ def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.Data
     return frame.drop_duplicates(["run_id", "step"], keep="last").astype({"step": "int64", "value": "float64"})
 
 
+def variance_study(runs: pd.DataFrame) -> pd.Series:
+    """The complete runs of a variance-against-k study (the reference study's figure 2):
+    ``gaussian_expectation`` measured at θ₀ only (``steps`` = 0), when they span several k."""
+    cols = ("problem.name", "problem.k", "steps")
+    if not all(c in runs for c in cols):
+        return pd.Series(False, index=runs.index)
+    mask = runs["complete"] & (runs["problem.name"] == "gaussian_expectation") & (runs["steps"] == 0)
+    return mask & (runs.loc[mask, "problem.k"].nunique() > 1)
+
+
 def exact_picks(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     """One complete run per grid cell without the step size: θ₀ and the exact variance there
     do not depend on it, nor on the seed."""
@@ -303,8 +319,15 @@ def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
         }
     runs, factors = tidy(frame[~is_parent].reset_index(drop=True))
     done = runs.loc[runs["complete"], "run_id"].tolist()
-    parts = [histories(client, done, key) for key in CURVES]
-    parts.append(histories(client, exact_picks(runs, factors), EXACT))
+    names = sorted(set(runs.get("problem.name", pd.Series(dtype=object)).dropna().astype(str)))
+    keys = [*CURVES, *(k for n in names for k in PROBLEM_CURVES.get(n, ()))]
+    parts = [histories(client, done, key) for key in keys]
+    picks = exact_picks(runs, factors)
+    parts.append(histories(client, picks, EXACT))
+    study = runs.loc[variance_study(runs), "run_id"]
+    if len(study):  # one step-0 value per run and key: cheap, and only for such a sweep
+        parts += [histories(client, study, key) for key in STUDY_CURVES]
+        parts += [histories(client, sorted(set(picks) & set(study)), key) for key in STUDY_EXACT]
     curves = pd.concat(parts, ignore_index=True).sort_values(["key", "run_id", "step"], kind="stable")
     sweep = Sweep(uri, experiment, experiment_id, sweep_id, parent, runs, curves.reset_index(drop=True),
                   factors=factors)

@@ -28,7 +28,7 @@ from matplotlib.colors import LogNorm, SymLogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 RC = {
@@ -144,6 +144,91 @@ def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figur
         ax.set_ylabel("tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
         ax.set_title(title)
         ax.legend(loc="upper left", frameon=True)
+    return fig
+
+
+TEST_FUNCTIONS = {"square": "(x − k)²", "exp": "exp(−k x²)", "cos": "cos(k x)"}
+BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_{(\mu,\sigma)}$"}
+
+
+def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "N = 1") -> Figure:
+    """Gradient variance at θ₀ against k (log–log), as the reference study's figure 2: one
+    panel per test function f (columns) and block of θ (rows), measured (mean ± 1 SE) and
+    exact (lines; none where unknown). ``data`` is :func:`tables.variance_vs_k`'s frame."""
+    fs = sorted(data["problem.f"].unique(), key=str)
+    blocks = [b for b in ("mean", "scale", "total") if b in set(data["block"])]
+    ks = sorted(data["problem.k"].unique())
+    with plt.rc_context(RC):
+        fig, axes = _layout(len(blocks), len(fs), (3.0, 2.3), left=1.15, bottom=1.05, top=0.7, wgap=0.6,
+                            hgap=0.6, sharex=True)
+        for i, b in enumerate(blocks):
+            for j, f in enumerate(fs):
+                ax = axes[i, j]
+                cell = data[(data["block"] == b) & (data["problem.f"] == f)]
+                for est, e in cell.groupby("estimator", sort=True):
+                    e = e.sort_values("problem.k")
+                    k, v, se = (e[c].to_numpy(dtype=float) for c in ("problem.k", "value", "se"))
+                    ax.errorbar(k, v, yerr=np.nan_to_num(se), fmt="o", markersize=4, color=colors[est], capsize=2.5,
+                                elinewidth=1, zorder=3)
+                    known = np.isfinite(e["exact"].to_numpy(dtype=float))
+                    if known.any():  # NaN: no closed form for this estimator, so no line
+                        ax.plot(k[known], e["exact"].to_numpy(dtype=float)[known], color=colors[est], linewidth=1.2,
+                                zorder=2)
+                _log(ax, "x")
+                _log(ax, "y")
+                # A panel often spans less than a decade: ticks at 1, 2, 5 × 10ⁿ keep it readable.
+                ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.set_xticks(ks, [_g(k) for k in ks])
+                ax.set_title(f"f(x) = {TEST_FUNCTIONS.get(f, f)}, gradient {BLOCK_LABELS.get(b, b)}")
+                ax.set_xlabel("k (parameter of f)" if i == len(blocks) - 1 else "")
+                ax.set_ylabel(f"tr Cov of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
+                              if j == 0 else "")
+        handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(set(data["estimator"]))]
+        n = int(data["seeds"].max()) if len(data) else 0
+        handles.append(Line2D([], [], color="0.4", marker="o", markersize=4, linestyle="none",
+                              label=f"measured: mean ± 1 SE ({n} seed{'s' * (n != 1)})"))
+        handles.append(Line2D([], [], color="0.4", linewidth=1.2, label="exact (where known)"))
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+    return fig
+
+
+CURVE_LABELS = {"elbo": "ELBO (nats)", "test_accuracy": "test accuracy (fraction)",
+                "grad_variance": r"tr Cov[ĝ] at $\theta_t$"}
+
+
+def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
+    """Curves against step, median and IQR over seeds: rows step sizes, columns the keys of
+    ``bands`` (each a :func:`tables.bands` frame), hue estimator."""
+    keys = [k for k in bands if len(bands[k])]
+    alphas = _levels(pd.concat([bands[k]["step_size"] for k in keys]))
+    with plt.rc_context(RC):
+        fig, axes = _layout(len(alphas), len(keys), (3.2, 2.1), left=0.95, bottom=1.0, top=0.75, wgap=0.75,
+                            hgap=0.55, sharex=True)
+        for j, key in enumerate(keys):
+            logy = key == "grad_variance" and _spans_decades(bands[key][["q25", "median", "q75"]].to_numpy().ravel())
+            for i, a in enumerate(alphas):
+                ax = axes[i, j]
+                cell = bands[key][(bands[key]["step_size"] == a) if pd.notna(a) else bands[key]["step_size"].isna()]
+                for est, e in cell.groupby("estimator", sort=True):
+                    t = e["step"].to_numpy()
+                    lo, mid, hi = (e[c].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
+                                   for c in ("q25", "median", "q75"))
+                    ax.fill_between(t, lo, hi, color=colors[est], alpha=0.25, linewidth=0)
+                    ax.plot(t, mid, color=colors[est], linewidth=1.4)
+                if logy:
+                    _log(ax)
+                ax.set_title(f"{CURVE_LABELS.get(key, key).split(' (')[0]}, α = {_g(a)}")
+                ax.set_xlabel("step t" if i == len(alphas) - 1 else "")
+                ax.set_ylabel(CURVE_LABELS.get(key, key))
+        ests = sorted(set().union(*(bands[k]["estimator"] for k in keys)))
+        handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in ests]
+        handles.append(Patch(color="0.6", alpha=0.4, label="inter-quartile range over seeds (line: median)"))
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
     return fig
 
 

@@ -125,12 +125,14 @@ def trajectory_runs(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(picks).reset_index(drop=True) if picks else done.iloc[:0]
 
 
-def bands(sweep: Sweep, key: str) -> pd.DataFrame:
+def bands(sweep: Sweep, key: str, *, far_after_stop: bool = True) -> pd.DataFrame:
     """Median and quartiles over seeds of curve ``key`` at each logged step, per grid cell.
 
     Steps: those the setting's runs that did not diverge logged (all runs of a setting share
     ``steps`` and ``log_points``). A diverged run counts as +inf after its last logged step,
     and at it if the value there is not finite; a quantile that reaches +inf is +inf (not drawn).
+    With ``far_after_stop=False`` (a curve where +inf is not "worst", an ELBO or an accuracy)
+    it counts only at the steps it logged.
     """
     factors, extras = list(sweep.factors), sweep.extras
     done = sweep.runs[sweep.runs["complete"]]
@@ -151,7 +153,7 @@ def bands(sweep: Sweep, key: str) -> pd.DataFrame:
             ids = members["run_id"].to_numpy()
             values = wide.loc[ids, grid].to_numpy(dtype=float, copy=True)
             diverged = members["diverged"].to_numpy() == 1
-            if diverged.any():
+            if diverged.any() and far_after_stop:
                 steps = np.asarray(grid, dtype=np.int64)[None, :]
                 ends = last.loc[ids[diverged]].to_numpy()[:, None]
                 block = values[diverged]
@@ -187,6 +189,53 @@ def variance_at_start(sweep: Sweep) -> pd.DataFrame:
     exact = start[start["key"] == "grad_variance_exact"].merge(done[["run_id", *keys]], on="run_id")
     exact = exact.groupby(keys, sort=True, dropna=False)["value"].first().rename("exact")
     return stats.join(exact, how="left").reset_index().rename(columns={"count": "seeds"})
+
+
+# Step-0 metric -> (block, column) of :func:`variance_vs_k`.
+_STUDY_KEYS = {
+    name + ("" if block == "total" else f"/{block}"): (block, column)
+    for block in ("mean", "scale", "total")
+    for name, column in (("grad_variance", "value"), ("grad_variance_se", "se"), ("grad_variance_exact", "exact"))
+}
+VARIANCE_VS_K_COLUMNS = ["problem.f", "block", "estimator", "problem.k", "seeds", "value", "se", "exact"]
+
+
+def variance_vs_k(sweep: Sweep) -> pd.DataFrame:
+    """The variance study's numbers: tr Cov[ĝ] at θ₀ per test function, block, estimator and k.
+
+    Blocks: ``mean`` (∇_μ) and ``scale`` (∇_σ) where a run learned σ, else ``total``. Per
+    cell, over its n seeds with measured v_s and logged standard errors se_s: ``value`` =
+    v̄ = (1/n) Σ v_s and ``se`` = √(Σ se_s²)/n (independent probes); ``exact`` is the closed
+    form, NaN where unknown. Runs that differ only in step size repeat one measurement: each
+    seed counts once. Empty unless :func:`~experiments.report.data.variance_study` holds.
+    """
+    from experiments.report.data import variance_study
+
+    runs = sweep.runs[variance_study(sweep.runs)]
+    if runs.empty:
+        return pd.DataFrame(columns=VARIANCE_VS_K_COLUMNS)
+    cell = ["problem.f", "block", "estimator", "problem.k"]
+    keys = list(dict.fromkeys([f for f in sweep.factors if f != "step_size"] + ["problem.f", "problem.k"]))
+    start = sweep.curves[(sweep.curves["step"] == 0) & sweep.curves["key"].isin(_STUDY_KEYS)
+                         & sweep.curves["run_id"].isin(runs["run_id"])]
+    block, column = zip(*start["key"].map(_STUDY_KEYS)) if len(start) else ((), ())
+    start = start.assign(block=list(block), column=list(column))
+    wide = start.pivot(index=["run_id", "block"], columns="column", values="value")
+    wide = wide.reindex(columns=["value", "se", "exact"]).reset_index()
+    # A run that learned σ also logs the total: its blocks are drawn instead.
+    split = set(wide.loc[wide["block"] == "mean", "run_id"])
+    wide = wide[(wide["block"] != "total") | ~wide["run_id"].isin(split)]
+    wide = wide.merge(runs[["run_id", *keys, "seed"]], on="run_id")
+    # The exact value is read from one run per cell (data.exact_picks): take it before deduplicating.
+    exact = wide.groupby(cell, sort=True)["exact"].first()
+    measured = wide.sort_values([*keys, "seed", "run_id"], kind="stable").drop_duplicates([*keys, "seed", "block"])
+    measured = measured[measured["value"].notna()]
+    stats = measured.groupby(cell, sort=True).agg(
+        seeds=("value", "size"), value=("value", "mean"),
+        se=("se", lambda v: math.sqrt(float(np.nansum(np.square(v)))) / len(v)),
+    )
+    out = stats.join(exact, how="left").reset_index()
+    return out[VARIANCE_VS_K_COLUMNS].sort_values(cell, kind="stable").reset_index(drop=True)
 
 
 def missing(sweep: Sweep) -> dict:

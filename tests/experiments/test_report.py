@@ -168,3 +168,73 @@ def test_no_store_or_no_sweep_is_refused_without_creating_anything(tmp_path, com
     store.client().create_experiment("holds-no-sweep")
     with pytest.raises(ReportError, match=r"invalid tracking\.experiment='holds-no-sweep': it holds no sweep"):
         build_report(report_cfg(compose_config, store, "tracking.experiment=holds-no-sweep"))
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """A shrunk variance-against-k sweep and a shrunk logistic-regression sweep, run side by side
+    (separate stores) to halve the wait."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import Store
+
+    grids = {
+        "variance_vs_k": ["experiment=variance_vs_k", "variance_samples=2000", "problem.k=0.5,2.0",
+                          "problem.f=cos,exp", "estimator=score_function,reparameterization"],
+        "logreg": ["experiment=logreg", "steps=20", "estimator=reparameterization", "seed=0,1",
+                   "variance_samples=5", "log_points=5"],
+    }
+    stores = {name: Store(tmp_path_factory.mktemp(name)) for name in grids}
+    with ThreadPoolExecutor(2) as pool:
+        procs = {name: pool.submit(stores[name].run, "-m", *grid) for name, grid in grids.items()}
+    for proc in procs.values():
+        assert proc.result().returncode == 0, proc.result().stderr[-3000:]
+    return stores
+
+
+def test_a_variance_vs_k_sweep_draws_the_logged_variances_against_k(studies, compose_config):
+    from experiments.report import tables
+
+    store = studies["variance_vs_k"]
+    index = build_report(report_cfg(compose_config, store, "log_to_mlflow=false"))
+    page = index.read_text()
+    assert (index.parent / "variance_vs_k.png").is_file() and 'href="variance_vs_k.png"' in page
+    assert "Gradient variance at θ₀ against k" in page and "see the variance against k above" in page
+    assert Image.open(index.parent / "variance_vs_k.png").size[0] > 300
+    data = tables.variance_vs_k(read_sweep(store.uri, "mcgrad-bench"))
+    assert pd.read_csv(index.parent / "variance_vs_k.csv").shape == data.shape == (16, 8)
+    client = store.client()
+    kids = store.runs()
+    kids = kids[kids["tags.run_kind"] == "job"]
+    point = data.set_index(["problem.f", "block", "estimator", "problem.k"])
+    for _, run in kids.iterrows():  # one seed: each plotted number is one run's logged value
+        for block in ("mean", "scale"):
+            cell = (run["params.problem.f"], block, run["params.estimator.name"], float(run["params.problem.k"]))
+            at0 = {key: next(m.value for m in client.get_metric_history(run.run_id, f"{key}/{block}") if m.step == 0)
+                   for key in ("grad_variance", "grad_variance_se", "grad_variance_exact")}
+            row = point.loc[cell]
+            assert row["seeds"] == 1
+            assert row["value"] == at0["grad_variance"] and row["se"] == at0["grad_variance_se"]
+            assert row["exact"] == at0["grad_variance_exact"]
+
+
+def test_a_logreg_sweep_draws_elbo_and_test_accuracy_from_the_runs(studies, compose_config):
+    from experiments.report import tables
+
+    store = studies["logreg"]
+    index = build_report(report_cfg(compose_config, store, "log_to_mlflow=false"))
+    page = index.read_text()
+    assert (index.parent / "logreg_curves.png").is_file() and 'href="logreg_curves.png"' in page
+    assert "ELBO and test accuracy" in page and "variance_along_trajectory.png" in page
+    data = read_sweep(store.uri, "mcgrad-bench")
+    client = store.client()
+    ids = sorted(data.runs["run_id"])
+    assert len(ids) == 2
+    for key in ("elbo", "test_accuracy"):
+        logged = {rid: {m.step: m.value for m in client.get_metric_history(rid, key)} for rid in ids}
+        band = tables.bands(data, key, far_after_stop=False)
+        assert band["step"].tolist() == [0, 5, 10, 15, 20] == sorted(logged[ids[0]])
+        for row in band.itertuples():
+            values = [logged[rid][row.step] for rid in ids]
+            assert row.median == pytest.approx(np.median(values))
+            assert (row.q25, row.q75) == pytest.approx(tuple(np.quantile(values, [0.25, 0.75])))
