@@ -256,7 +256,11 @@ def test_credentials_in_the_tracking_uri_are_never_written(server, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = store.run(*SMALL, "tracking.experiment=secrets")
     assert single.returncode == 0, single.stderr[-3000:]
-    assert SECRET not in proc.stdout + proc.stderr + single.stdout + single.stderr
+    report = store.run("tracking.experiment=secrets", f"output_dir={tmp_path / 'reports'}", module="experiments.report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert any((tmp_path / "reports").rglob("index.html"))
+    outputs = [proc, single, report]
+    assert not any(SECRET in p.stdout + p.stderr for p in outputs)
 
     clean = ServerStore(tmp_path, f"http://127.0.0.1:{port}")
     runs = clean.runs()
@@ -265,7 +269,7 @@ def test_credentials_in_the_tracking_uri_are_never_written(server, tmp_path):
     secrets_runs = [r for r in runs["run_id"] if client.get_run(r).info.experiment_id
                     == client.get_experiment_by_name("secrets").experiment_id]
     assert len(secrets_runs) == 4
-    for run_id in secrets_runs:
+    for run_id in secrets_runs:  # the sweep's parent now holds the report too
         run = client.get_run(run_id)
         fields = [*run.data.params.items(), *run.data.tags.items(), run.info.run_name, run.info.artifact_uri]
         assert SECRET not in repr(fields)
@@ -273,7 +277,8 @@ def test_credentials_in_the_tracking_uri_are_never_written(server, tmp_path):
         for path in local.rglob("*"):
             if path.is_file():
                 assert SECRET.encode() not in path.read_bytes(), path
-    # Every file the runs left: Hydra's outputs and logs, the server's database and artifacts.
+    # Every file the runs and the report left: Hydra's outputs and logs, the report, the
+    # server's database and artifacts.
     for base in (tmp_path, root):
         for path in base.rglob("*"):
             if path.is_file():
