@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(PY) -m experiments.run --multirun
 	$(PY) -m experiments.report
 	@echo
-	@echo "Runs are in $(STORE) (experiment mcgrad-bench)."
+	@echo "Runs are in $(STORE) (experiment mcgrad-bench), or in MLFLOW_TRACKING_URI's store if it is set."
 	@echo "Review them with: make ui   (then open http://127.0.0.1:$(UI_PORT))"
 
 test: $(STAMP)

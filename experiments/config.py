@@ -11,11 +11,12 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -139,15 +140,27 @@ def build(node: DictConfig) -> Any:
     return obj
 
 
+# Query parameters that carry secrets in tracking URIs (tokens, passwords, signatures).
+_SECRET_QUERY = re.compile(r"token|pass|secret|key|sig|auth|cred", re.IGNORECASE)
+
+
 def redact_uri(uri: str) -> str:
-    """``uri`` without the password or token of its user-info part."""
+    """``uri`` with the password or token of its user-info part, and secret-looking query
+    values (``?token=…``), replaced by ``***``."""
     parts = urlsplit(uri)
-    if parts.password is None and "@" not in parts.netloc:
+    netloc = parts.netloc
+    if parts.password is not None or "@" in netloc:
+        host = netloc.rsplit("@", 1)[-1]
+        user = parts.username
+        netloc = f"{user}:***@{host}" if user and parts.password is not None else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_QUERY.search(k) for k, _ in pairs):
+            query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
         return uri
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username
-    netloc = f"{user}:***@{host}" if user and parts.password is not None else f"***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def hide_credentials(argv: list[str]) -> list[str]:

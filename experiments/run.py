@@ -60,12 +60,13 @@ def main(cfg: DictConfig) -> dict:
         # The sweeper validated every job and checked the store up front; a ConfigError
         # here fails this job alone.
         return execute(cfg, overrides=hc.overrides.task)
-    try:
-        validate(cfg)
-        tracking.preflight(cfg.tracking.uri)
-    except ConfigError as err:
-        refuse(str(err))
     with sigterm_raises():
+        try:
+            validate(cfg)
+            tracking.preflight(cfg.tracking.uri)
+            tracking.experiment_id(cfg.tracking.uri, cfg.tracking.experiment)  # a deleted one is refused
+        except ConfigError as err:
+            refuse(str(err))
         return execute(cfg, overrides=hc.overrides.task)
 
 

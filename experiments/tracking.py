@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from experiments.config import PROJECT_ROOT, ConfigError, redact_uri
+from experiments.interrupts import deferring
 
 # Schema migrations of a new store log at INFO through alembic: noise in a job's output.
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -62,6 +63,7 @@ def artifact_location(uri: str) -> str | None:
     return None if path is None else (path.resolve().parent / "mlruns").as_uri()
 
 
+@deferring
 def preflight(uri: str, timeout: float = 10.0) -> None:
     """Make sure the store answers (creating a new SQLite store) before any job runs.
 
@@ -115,6 +117,7 @@ def preflight(uri: str, timeout: float = 10.0) -> None:
         )
 
 
+@deferring
 def experiment_id(uri: str, name: str) -> str:
     """Id of experiment ``name``, created if missing (safe when jobs race to create it)."""
     c = client(uri)
@@ -157,6 +160,7 @@ def new_sweep_id() -> str:
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+@deferring
 def start_run(
     uri: str,
     experiment: str,
@@ -176,6 +180,7 @@ def start_run(
     return run.info.run_id
 
 
+@deferring
 def end_run(uri: str, run_id: str, status: str, metrics: Mapping[str, float] = {}) -> None:
     c = client(uri)
     if metrics:
@@ -184,10 +189,12 @@ def end_run(uri: str, run_id: str, status: str, metrics: Mapping[str, float] = {
     c.set_terminated(run_id, status=status)
 
 
+@deferring
 def log_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+@deferring
 def log_curves(
     uri: str, run_id: str, steps: np.ndarray, curves: Mapping[str, np.ndarray], summary: Mapping[str, float]
 ) -> None:
@@ -207,6 +214,7 @@ def log_curves(
     client(uri).log_batch(run_id, metrics=metrics)
 
 
+@deferring
 def log_files(uri: str, run_id: str, files: Mapping[str, bytes | str | np.ndarray]) -> None:
     """Write ``files`` (name -> text, bytes or array saved as .npy) and log them as artifacts."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +246,7 @@ def find_sweep(uri: str, experiment: str, sweep_key: str):
     return found[0] if found else None
 
 
+@deferring
 def close_runs(uri: str, runs: Iterable, status: str, reason: str) -> int:
     """Terminate ``runs`` with ``status`` and a ``stopped_because`` tag; returns how many."""
     count = 0
@@ -248,6 +257,7 @@ def close_runs(uri: str, runs: Iterable, status: str, reason: str) -> int:
     return count
 
 
+@deferring
 def reopen(uri: str, run_id: str) -> None:
     client(uri).update_run(run_id, status=RUNNING)
 

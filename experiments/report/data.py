@@ -206,6 +206,10 @@ def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for key in SUMMARY:
         out[key] = pd.to_numeric(frame.get(f"metrics.{key}", pd.Series(np.nan, index=frame.index)))
     out["complete"] = (out["status"] == tracking.FINISHED) & out["diverged"].notna()
+    # A grid point that a resumed sweep ran again keeps its failed or killed attempt in the
+    # store; the finished run stands for that point.
+    finished = set(out.loc[out["status"] == tracking.FINISHED, "config_hash"].dropna())
+    out = out[~((out["status"] != tracking.FINISHED) & out["config_hash"].isin(finished))]
     for key in PRIMARY:
         if key not in out:
             out[key] = np.nan

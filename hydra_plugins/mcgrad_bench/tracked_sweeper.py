@@ -79,6 +79,7 @@ class TrackedSweeper(BasicSweeper):
         ((uri, experiment),) = stores
         try:
             tracking.preflight(uri)
+            tracking.experiment_id(uri, experiment)  # refuses a deleted experiment, creates a new one
         except ConfigError as err:
             refuse(str(err))
         return jobs, uri, experiment
@@ -89,6 +90,13 @@ class TrackedSweeper(BasicSweeper):
 
         assert self.launcher is not None and self.config is not None
         jobs, uri, experiment = self._plan(arguments)
+        # Before the parent run exists: a sweep folder that cannot be written fails here.
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        except OSError as err:
+            refuse(f"invalid hydra.sweep.dir={sweep_dir}: {err.strerror}; allowed: a directory that can be written")
         sweep_key = hashlib.sha256("\n".join(sorted(h for _, h in jobs)).encode()).hexdigest()[:16]
 
         previous = None if self.rerun else tracking.find_sweep(uri, experiment, sweep_key)
@@ -123,10 +131,6 @@ class TrackedSweeper(BasicSweeper):
             except ConfigError as err:
                 refuse(str(err))
 
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-
         extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'"]
         todo = [overrides + extra for overrides, h in jobs if h not in done]
         returns: List[Sequence[JobReturn]] = []
@@ -146,21 +150,29 @@ class TrackedSweeper(BasicSweeper):
             error = err
             raise
         finally:
-            if error is not None:
-                # Jobs in other processes (parallel launchers) cannot close their own runs.
-                running = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
-                tracking.close_runs(uri, running, tracking.job_status(error), f"sweep stopped: {type(error).__name__}")
-            status = tracking.job_status(error) if error else (tracking.FAILED if failures else tracking.FINISHED)
-            finished = len(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
-            tracking.end_run(
-                uri,
-                parent,
-                status,
-                metrics={"jobs": len(jobs), "jobs_done": finished, "jobs_failed": len(failures), "runs_diverged": diverged},
-            )
+            self._close(uri, experiment, sweep_id, parent, error, len(jobs), failures, diverged)
         if failures:
             _ = failures[0].return_value  # raises the first job's error, as Hydra's basic sweeper does
         return returns
+
+
+    @staticmethod
+    def _close(uri, experiment, sweep_id, parent, error, jobs, failures, diverged) -> None:
+        """Close the sweep's still-running jobs (on an error) and, whatever happens, its parent."""
+        from experiments import tracking
+
+        status = tracking.job_status(error) if error else (tracking.FAILED if failures else tracking.FINISHED)
+        metrics = {"jobs": jobs, "jobs_failed": len(failures), "runs_diverged": diverged}
+        try:
+            if error is not None:
+                # Jobs in other processes (parallel launchers) cannot close their own runs.
+                running = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
+                tracking.close_runs(uri, running, status, f"sweep stopped: {type(error).__name__}")
+            metrics["jobs_done"] = len(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
+        except Exception as err:  # the parent must still be closed; the next resume tidies up
+            log.warning("could not close the sweep's job runs: %s", err)
+        finally:
+            tracking.end_run(uri, parent, status, metrics=metrics)
 
 
 def enumerate_batches(jobs: List[List[str]], size: Optional[int]):

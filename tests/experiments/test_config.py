@@ -134,6 +134,8 @@ def test_params_are_flat_and_hash_ignores_where_runs_go(compose_config):
         ("sqlite:////tmp/m.db", "sqlite:////tmp/m.db"),
         ("postgresql://user:secret@db:5432/mlflow", "postgresql://user:***@db:5432/mlflow"),
         ("https://token@host/path", "https://***@host/path"),
+        ("https://host/api?token=abc123&region=eu", "https://host/api?token=***&region=eu"),
+        ("postgresql://db/mlflow?password=pw", "postgresql://db/mlflow?password=***"),
     ],
 )
 def test_redact_uri(uri, expected):

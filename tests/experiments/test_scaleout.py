@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.entities import ViewType
 
 from tests.conftest import Store
 
@@ -194,6 +195,13 @@ def test_interrupted_sweep_closes_its_runs_and_resumes(tmp_path, sig):
     parents = runs[runs["tags.run_kind"] == "sweep"]
     assert len(parents) == 1 and parents["status"].item() == "FINISHED"
 
+    # The report counts each grid point once: its finished run, not the interrupted attempt.
+    report = store.run("log_to_mlflow=false", f"output_dir={tmp_path / 'reports'}", module="experiments.report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    (summary,) = (tmp_path / "reports").rglob("summary.csv")
+    table = pd.read_csv(summary)
+    assert table["runs"].sum() == 10 and table["failed"].sum() == 0
+
 
 def test_killed_sweep_leaves_stale_runs_that_the_next_invocation_fails_and_completes(tmp_path):
     store = Store(tmp_path)
@@ -283,3 +291,27 @@ def test_credentials_in_the_tracking_uri_are_never_written(server, tmp_path):
         for path in base.rglob("*"):
             if path.is_file():
                 assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_deleted_experiment_is_refused_in_one_line_and_nothing_is_run(tmp_path):
+    store = Store(tmp_path)
+    client = store.client()
+    client.delete_experiment(client.create_experiment("gone"))
+    for args in ([], ["-m", *SMALL, "seed=0,1"]):
+        proc = store.run("tracking.experiment=gone", *args)
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and "INFO mlflow" not in line]
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith("mcgrad-bench: error: invalid tracking.experiment='gone'")
+    gone = client.get_experiment_by_name("gone").experiment_id
+    assert not client.search_runs([gone], run_view_type=ViewType.ALL)
+
+
+def test_unwritable_sweep_folder_leaves_no_open_parent(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    store = Store(tmp_path)
+    proc = store.run("-m", *SMALL, "seed=0,1", f"hydra.sweep.dir={blocker / 'multirun'}")  # the last value wins
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "INFO mlflow" not in line]
+    assert proc.returncode == 2 and len(lines) == 1 and "invalid hydra.sweep.dir=" in lines[0], proc.stderr
+    runs = store.runs()
+    assert runs.empty or not (runs["status"] == "RUNNING").any()
