@@ -379,7 +379,7 @@ def fair_comparison(best: pd.DataFrame, colors: dict, title: str) -> Figure:
                     ha="right", fontsize=7.5, color="0.3")
         if _spans_decades(best["median_steps_to_tol"]):
             _log(ax)
-        elif np.isfinite(budget):
+        elif np.isfinite(budget) and budget > 0:  # a budget of 0 steps (steps=0) has no scale to set
             ax.set_ylim(0, budget * 1.3)
         ax.set_xlabel("distance D (units of θ)")
         ax.set_ylabel("steps to tolerance (median, IQR)")
