@@ -21,7 +21,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.composition import SharedCompositionLoader
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,15 @@ class TrackedSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None, rerun: bool = False):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.rerun = rerun
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # The sweeper's own check and every launcher then compose jobs through the same loader.
+        loader = SharedCompositionLoader(hydra_context.config_loader)
+        super().setup(
+            hydra_context=HydraContext(config_loader=loader, callbacks=hydra_context.callbacks),
+            task_function=task_function,
+            config=config,
+        )
 
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here: Hydra imports every plugin module at start-up, MLflow is slow to import.

@@ -1,0 +1,80 @@
+"""A sweep's jobs composed with shared composition are Hydra's own configs, key for key."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from experiments.composition import SharedCompositionLoader
+from tests.conftest import CONF_DIR
+
+JOBS = [
+    ["seed=3"],
+    ["estimator=reparameterization", "step_size=0.01", "problem.distance=10", "seed=4"],
+    ["step_size=0.01", "estimator=reparameterization", "seed=4"],  # a group after a value
+    ["problem=gaussian_expectation", "problem.k=3", "problem.f=cos"],
+    ["estimator/baseline=optimal", "estimator.baseline.pilot=8", "samples=4"],
+    ["+extra_key=1", "~learn_scale", "seed=2", "seed=5"],  # add, delete, a key set twice
+    ["++tracking.parent_run_id='abc'", "++tracking.sweep_id='s-1'", "tracking.uri=sqlite:///x.db"],
+    ["hydra.job.chdir=true", "seed=1"],
+    ["steps=${log_points}"],  # an interpolation stays unresolved, as Hydra leaves it
+    ["estimator=score_function"],  # nothing to share: composed by Hydra alone
+]
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra_loader = GlobalHydra.instance().config_loader()
+        master = hydra_loader.load_configuration(
+            "config", overrides=["hydra.sweep.dir=/tmp/sweep"], run_mode=RunMode.MULTIRUN
+        )
+        yield hydra_loader, SharedCompositionLoader(hydra_loader), master
+
+
+@pytest.mark.parametrize("overrides", JOBS, ids=lambda o: " ".join(o))
+def test_same_config_as_hydra(loaders, overrides):
+    hydra_loader, shared, master = loaders
+    expected = hydra_loader.load_sweep_config(master, list(overrides))
+    for _ in range(2):  # the first call composes the shared part, the second reuses it
+        got = shared.load_sweep_config(master, list(overrides))
+        assert OmegaConf.to_container(got) == OmegaConf.to_container(expected)
+        assert OmegaConf.is_struct(got) and not OmegaConf.is_readonly(got.hydra)
+        assert got.hydra.overrides.task == expected.hydra.overrides.task
+        assert got.hydra.job.override_dirname == expected.hydra.job.override_dirname
+
+
+def test_jobs_do_not_share_state(loaders):
+    _, shared, master = loaders
+    first = shared.load_sweep_config(master, ["seed=1"])
+    first.seed = 99
+    assert shared.load_sweep_config(master, ["seed=2"]).seed == 2
+    assert shared.load_sweep_config(master, ["seed=1"]).seed == 1
+
+
+def test_a_pickled_loader_shares_its_cache_a_new_one_does_not(loaders):
+    hydra_loader, shared, master = loaders
+    shared.load_sweep_config(master, ["seed=1"])
+    assert shared._bases
+    clone = pickle.loads(pickle.dumps(shared))  # as joblib sends it with each job
+    assert clone._bases is shared._bases
+    assert OmegaConf.to_container(clone.load_sweep_config(master, ["seed=1"])) == OmegaConf.to_container(
+        shared.load_sweep_config(master, ["seed=1"])
+    )
+    assert SharedCompositionLoader(hydra_loader)._bases == {}
+
+
+@pytest.mark.parametrize("overrides", [["no_such_key=1"], ["problem.no_such_key=1"], ["~no_such_key"]])
+def test_same_error_as_hydra(loaders, overrides):
+    hydra_loader, shared, master = loaders
+    with pytest.raises(ConfigCompositionException) as hydra_err:
+        hydra_loader.load_sweep_config(master, overrides)
+    with pytest.raises(ConfigCompositionException) as shared_err:
+        shared.load_sweep_config(master, overrides)
+    assert str(shared_err.value) == str(hydra_err.value)
