@@ -123,23 +123,14 @@ def score_function(
     if baseline is not None and baseline.uses_set and sampling is not independent:
         raise ValueError("a baseline built from the other samples of a set needs independent sampling")
     eps = sampling(rng, shape, d)
-
-    def terms(eps):
-        values = f(mean + scale * eps)
-        if cv is not None:
-            values = values - cv.value(f, mean, scale, mean + scale * eps)
-        score = eps / scale
-        if with_scale:
-            score = np.concatenate([score, (eps * eps - 1.0) / scale], axis=-1)
-        return values, score
-
-    values, score = terms(eps)
+    values, score = _score_terms(f, mean, scale, eps, cv, with_scale)
     if baseline is None:
-        grads = values[..., None] * score
+        score *= values[..., None]  # in place: a fresh (N, d) array costs as much as the product
+        grads = score
     else:
         # A pilot for the baseline: fresh independent samples, drawn after the base noise.
         def pilot(n: int):
-            return terms(rng.standard_normal((*shape[:-1], n, d)))
+            return _score_terms(f, mean, scale, rng.standard_normal((*shape[:-1], n, d)), cv, with_scale)
 
         b = baseline.value(values, score, baseline.init if state is None else state, pilot)
         grads = (values[..., None] - b) * score
@@ -150,6 +141,26 @@ def score_function(
         return grads
     new_state = state if baseline is None or baseline.update is None else baseline.update(state, values)
     return grads, new_state
+
+
+def _location_scale(mean, scale, eps: np.ndarray) -> np.ndarray:
+    """z = μ + σε, in σε's memory when μ broadcasts into it (same values, one array fewer)."""
+    z = scale * eps
+    try:
+        z += mean
+    except ValueError:  # μ has more axes than σε: numpy refuses before writing anything
+        return mean + scale * eps
+    return z
+
+
+def _score_terms(f, mean, scale, eps, cv, with_scale):
+    """f(z) − h(z) at z = μ + σε, and the score ∇ log q(z) (μ, then σ with ``with_scale``)."""
+    z = _location_scale(mean, scale, eps)
+    values = f(z) if cv is None else f(z) - cv.value(f, mean, scale, z)
+    score = eps / scale
+    if with_scale:
+        score = np.concatenate([score, (eps * eps - 1.0) / scale], axis=-1)
+    return values, score
 
 
 def reparameterization(
@@ -178,7 +189,7 @@ def reparameterization(
     section 5.
     """
     eps = sampling(rng, sample_shape(num_samples), np.shape(mean)[-1])
-    grads = f.grad(mean + scale * eps)
+    grads = f.grad(_location_scale(mean, scale, eps))
     if with_scale:
         return np.concatenate([grads, grads * eps], axis=-1)
     return grads

@@ -92,7 +92,9 @@ class Quadratic:
         return np.einsum("...i,...i->...", r, r)
 
     def grad(self, z: np.ndarray) -> np.ndarray:
-        return 2.0 * (z - self.optimum)
+        r = z - self.optimum
+        r *= 2.0  # in place: the same values as 2.0 * r, without a second (N, d) array
+        return r
 
     def hessian(self, z: np.ndarray) -> np.ndarray:
         return np.broadcast_to(2.0 * np.eye(self.dim), (*np.shape(z)[:-1], self.dim, self.dim))
