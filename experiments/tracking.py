@@ -138,6 +138,16 @@ def experiment_id(uri: str, name: str) -> str:
 
 
 @functools.cache
+def _run_experiment_id(uri: str, name: str) -> str:
+    """:func:`experiment_id`, looked up once per process for the runs a worker creates.
+
+    The sweep (or a single run) has already checked the experiment; its jobs need only its
+    id, and asking again would be one more round trip to the store per run.
+    """
+    return experiment_id(uri, name)
+
+
+@functools.cache
 def git_commit() -> str:
     """Commit of the checkout the code runs from ("+dirty" with uncommitted changes)."""
     try:
@@ -174,7 +184,7 @@ def start_run(
     all_tags = {**tags, MLFLOW_RUN_NAME: name}
     if parent_run_id:
         all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    run = c.create_run(experiment_id(uri, experiment), tags=all_tags, run_name=name)
+    run = c.create_run(_run_experiment_id(uri, experiment), tags=all_tags, run_name=name)
     if params:
         c.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     return run.info.run_id

@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrackedSweeperConf:
     _target_: str = "hydra_plugins.mcgrad_bench.tracked_sweeper.TrackedSweeper"
-    max_batch_size: Optional[int] = None
+    # Jobs handed to the launcher at once. Hydra keeps two copies of each job's config until
+    # its batch ends, so this bounds a long sweep's memory; null launches every job at once
+    # (one array job on a cluster).
+    max_batch_size: Optional[int] = 256
     params: Optional[Dict[str, str]] = None
     # Run every grid point again, as a new sweep, even those that already finished.
     rerun: bool = False
@@ -46,7 +49,7 @@ def _one_line(text: Any) -> str:
 
 
 class TrackedSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int], params: Optional[Dict[str, str]] = None, rerun: bool = False):
+    def __init__(self, max_batch_size: Optional[int] = 256, params: Optional[Dict[str, str]] = None, rerun: bool = False):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.rerun = rerun
 
@@ -154,6 +157,7 @@ class TrackedSweeper(BasicSweeper):
                 results = self.launcher.launch(batch, initial_job_idx=start)
                 returns.append(results)
                 for r in results:
+                    r.cfg = r.hydra_cfg = None  # each is a full copy of the job's config, no longer needed
                     if r.status == JobStatus.FAILED:
                         failures.append(r)
                     elif isinstance(r.return_value, dict) and r.return_value.get("diverged"):

@@ -29,7 +29,10 @@ def parents(runs: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A small real multirun: 16 jobs of 200 steps, variance measured from 2,000 estimates."""
+    """A small real multirun: 16 jobs of 200 steps, variance measured from 2,000 estimates.
+
+    Launched in batches of 5 (5, 5, 5, 1), so every check below also covers batching.
+    """
     from tests.conftest import Store
 
     store = Store(tmp_path_factory.mktemp("sweep"))
@@ -38,6 +41,7 @@ def sweep(tmp_path_factory):
         "steps=200",
         "variance_samples=2000",
         "log_points=5",
+        "hydra.sweeper.max_batch_size=5",
         "estimator=" + ",".join(GRID["estimator"]),
         "step_size=" + ",".join(GRID["step_size"]),
         "problem.distance=" + ",".join(GRID["distance"]),
@@ -59,6 +63,12 @@ def test_one_finished_child_per_grid_point_under_one_parent(sweep):
     expected = {(e, float(a), float(d), int(s)) for e, a, d, s in itertools.product(*GRID.values())}
     assert points == expected and len(kids) == len(expected)
     assert parent["metrics.jobs"].item() == len(expected) and parent["metrics.jobs_failed"].item() == 0
+
+
+def test_batches_number_their_jobs_on_from_the_last(sweep):
+    store, _ = sweep
+    folders = [p.name for p in (store.root / "multirun").iterdir() if p.is_dir() and p.name.isdigit()]
+    assert sorted(map(int, folders)) == list(range(16))
 
 
 def test_contract_names_are_logged(sweep):
