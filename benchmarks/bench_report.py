@@ -8,7 +8,7 @@ The first call fills ``DIR`` (default: ``$TMPDIR/mcgrad-bench-report``) with one
 :func:`experiments.runner.execute`, the code that logs a job of a real sweep, under a parent
 run tagged as the tracked sweeper tags it, in two processes; only Hydra's per-job composition
 and start-up are skipped (the configs are composed once and edited). That took 2.5–3 min here,
-where a real sweep costs about 0.5 s per job. Later calls reuse the store.
+where a real sweep costs about 0.2 s per job. Later calls reuse the store.
 
 Then it times, in this process and after one untimed build (imports, font cache, database
 engine), reading the sweep (:func:`experiments.report.read_sweep`) and building the whole
