@@ -10,6 +10,10 @@ with its value overrides then applied the same way; :class:`SharedCompositionLoa
 composes each distinct set of structural overrides once per process and derives the jobs
 from it. ``tests/experiments/test_composition.py`` checks the result equals Hydra's own,
 key for key, including the ``hydra`` node.
+
+Hydra's ``run_job`` also keeps two full copies of each job's config on its ``JobReturn``
+(about 0.2 MB a job), which launchers hold until their batch ends and parallel ones send
+back to the sweeping process; :class:`ReleaseJobConfigs` drops them as the job ends.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import pickle
 import uuid
 from typing import Any, Dict, List, Tuple, Union
 
+from hydra._internal.callbacks import Callbacks
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 
@@ -114,3 +121,23 @@ def _frozen(cfg: DictConfig) -> Union[bytes, DictConfig]:
         return pickle.dumps(cfg)
     except pickle.PicklingError:
         return cfg
+
+
+class ReleaseJobConfigs(Callback):
+    """Drop a finished job's config copies (``JobReturn.cfg`` and ``hydra_cfg``).
+
+    Nothing reads them later: the sweep needs a job's status and return value only.
+    """
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        job_return.cfg = job_return.hydra_cfg = None
+
+
+def release_job_configs(callbacks: Callbacks) -> None:
+    """Register :class:`ReleaseJobConfigs` with Hydra's ``callbacks``, once.
+
+    Registered first, so that it runs last: Hydra notifies ``on_job_end`` in reverse order,
+    and every other callback still sees the whole ``JobReturn``.
+    """
+    if not any(isinstance(c, ReleaseJobConfigs) for c in callbacks.callbacks):
+        callbacks.callbacks.insert(0, ReleaseJobConfigs())

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +39,7 @@ FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 FAILED = RunStatus.to_string(RunStatus.FAILED)
 KILLED = RunStatus.to_string(RunStatus.KILLED)
 RUNNING = RunStatus.to_string(RunStatus.RUNNING)
+_PAGE = 500  # runs per search request when reading a whole sweep
 
 
 @functools.cache
@@ -239,12 +240,23 @@ def log_files(uri: str, run_id: str, files: Mapping[str, bytes | str | np.ndarra
         client(uri).log_artifacts(run_id, tmp)
 
 
-def runs_of_sweep(uri: str, experiment: str, sweep_id: str, statuses: Iterable[str] = ()) -> list:
-    """The job runs of one sweep, optionally only those in ``statuses``."""
-    query = f"tags.sweep_id = '{sweep_id}' AND tags.run_kind = 'job'"
-    found = client(uri).search_runs([experiment_id(uri, experiment)], query, max_results=50_000)
+def runs_of_sweep(uri: str, experiment: str, sweep_id: str, statuses: Iterable[str] = ()) -> Iterator:
+    """The job runs of one sweep, optionally only those in ``statuses``, read page by page.
+
+    A generator: a run with its params, tags and latest metrics is about 40 KB in memory,
+    so callers keep only what they need and a sweep of any size is read in bounded memory.
+    """
     wanted = set(statuses)
-    return [r for r in found if not wanted or r.info.status in wanted]
+    query = f"tags.sweep_id = '{sweep_id}' AND tags.run_kind = 'job'"
+    if len(wanted) == 1:  # MLflow compares a status with one value only, not a list
+        query += f" AND attributes.status = '{next(iter(wanted))}'"
+    ids, token = [experiment_id(uri, experiment)], None
+    while True:
+        page = client(uri).search_runs(ids, query, max_results=_PAGE, page_token=token)
+        yield from (r for r in page if not wanted or r.info.status in wanted)
+        token = page.token
+        if not token:
+            return
 
 
 def find_sweep(uri: str, experiment: str, sweep_key: str):

@@ -24,7 +24,7 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.composition import SharedCompositionLoader
+from experiments.composition import SharedCompositionLoader, release_job_configs
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrackedSweeperConf:
     _target_: str = "hydra_plugins.mcgrad_bench.tracked_sweeper.TrackedSweeper"
-    # Jobs handed to the launcher at once. Hydra keeps two copies of each job's config until
-    # its batch ends, so this bounds a long sweep's memory; null launches every job at once
-    # (one array job on a cluster).
+    # Jobs handed to the launcher at once: on a cluster, the size of one array job (SLURM's
+    # MaxArraySize is 1001 unless raised); null launches every job at once.
     max_batch_size: Optional[int] = 256
     params: Optional[Dict[str, str]] = None
     # Run every grid point again, as a new sweep, even those that already finished.
@@ -56,6 +55,7 @@ class TrackedSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # The sweeper's own check and every launcher then compose jobs through the same loader.
         loader = SharedCompositionLoader(hydra_context.config_loader)
+        release_job_configs(hydra_context.callbacks)
         super().setup(
             hydra_context=HydraContext(config_loader=loader, callbacks=hydra_context.callbacks),
             task_function=task_function,
@@ -119,9 +119,10 @@ class TrackedSweeper(BasicSweeper):
         if previous is not None:
             parent = previous.info.run_id
             sweep_id = previous.data.tags["sweep_id"]
-            stale = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
+            stale = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
             tracking.close_runs(uri, stale, tracking.FAILED, "left RUNNING by a process that died")
-            done = {r.data.tags.get("config_hash") for r in tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED])}
+            finished = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED])
+            done = {r.data.tags.get("config_hash") for r in finished}
             tracking.reopen(uri, parent)
             log.info(
                 "Resuming sweep %s: %d of %d grid points already finished, %d stale runs marked FAILED",
@@ -157,7 +158,6 @@ class TrackedSweeper(BasicSweeper):
                 results = self.launcher.launch(batch, initial_job_idx=start)
                 returns.append(results)
                 for r in results:
-                    r.cfg = r.hydra_cfg = None  # each is a full copy of the job's config, no longer needed
                     if r.status == JobStatus.FAILED:
                         failures.append(r)
                     elif isinstance(r.return_value, dict) and r.return_value.get("diverged"):
@@ -182,9 +182,9 @@ class TrackedSweeper(BasicSweeper):
         try:
             if error is not None:
                 # Jobs in other processes (parallel launchers) cannot close their own runs.
-                running = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING])
+                running = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
                 tracking.close_runs(uri, running, status, f"sweep stopped: {type(error).__name__}")
-            metrics["jobs_done"] = len(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
+            metrics["jobs_done"] = sum(1 for _ in tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
         except Exception as err:  # the parent must still be closed; the next resume tidies up
             log.warning("could not close the sweep's job runs: %s", err)
         finally:

@@ -6,12 +6,15 @@ import pickle
 
 import pytest
 from hydra import initialize_config_dir
+from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobReturn
 from hydra.errors import ConfigCompositionException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from experiments.composition import SharedCompositionLoader
+from experiments.composition import ReleaseJobConfigs, SharedCompositionLoader, release_job_configs
 from tests.conftest import CONF_DIR
 
 JOBS = [
@@ -78,3 +81,25 @@ def test_same_error_as_hydra(loaders, overrides):
     with pytest.raises(ConfigCompositionException) as shared_err:
         shared.load_sweep_config(master, overrides)
     assert str(shared_err.value) == str(hydra_err.value)
+
+
+class _Recorder(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_job_end(self, config, job_return, **kwargs):
+        self.seen.append(job_return.cfg)
+
+
+def test_job_configs_are_released_after_every_other_callback():
+    recorder = _Recorder()
+    callbacks = Callbacks()
+    callbacks.callbacks.append(recorder)  # as Hydra registers a user's ``hydra.callbacks``
+    release_job_configs(callbacks)
+    release_job_configs(callbacks)  # a second sweep in the same process registers nothing
+    assert sum(isinstance(c, ReleaseJobConfigs) for c in callbacks.callbacks) == 1
+    ret = JobReturn(cfg=OmegaConf.create({"seed": 1}), hydra_cfg=OmegaConf.create({"hydra": {}}))
+    callbacks.on_job_end(config=OmegaConf.create(), job_return=ret)
+    assert recorder.seen == [{"seed": 1}]
+    assert ret.cfg is None and ret.hydra_cfg is None
+    assert pickle.loads(pickle.dumps(callbacks)).callbacks  # joblib sends them to its workers
