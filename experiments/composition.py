@@ -19,9 +19,12 @@ back to the sweeping process; :class:`ReleaseJobConfigs` drops them as the job e
 from __future__ import annotations
 
 import copy
+import functools
+import io
 import pickle
+import sys
 import uuid
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from hydra._internal.callbacks import Callbacks
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
@@ -34,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 # (token of the loader, {structural overrides: composed config}) of the current sweep.
-_BASES: Tuple[str, Dict[Tuple[str, ...], Union[bytes, DictConfig]]] = ("", {})
+_BASES: Tuple[str, Dict[Tuple[str, ...], Union[_Frozen, DictConfig]]] = ("", {})
 
 
 class SharedCompositionLoader(ConfigLoader):
@@ -50,7 +53,7 @@ class SharedCompositionLoader(ConfigLoader):
         self.token = uuid.uuid4().hex
 
     @property
-    def _bases(self) -> Dict[Tuple[str, ...], Union[bytes, DictConfig]]:
+    def _bases(self) -> Dict[Tuple[str, ...], Union[_Frozen, DictConfig]]:
         global _BASES
         if _BASES[0] != self.token:  # a new sweep in this process: drop the last one's
             _BASES = (self.token, {})
@@ -79,7 +82,7 @@ class SharedCompositionLoader(ConfigLoader):
         base = self._bases.get(key)
         if base is None:
             base = self._bases[key] = _frozen(self.delegate.load_sweep_config(master_config, list(key)))
-        cfg = pickle.loads(base) if isinstance(base, bytes) else copy.deepcopy(base)
+        cfg = base.copy() if isinstance(base, _Frozen) else copy.deepcopy(base)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         # The bookkeeping Hydra does after applying the overrides, for the whole job.
         app = [o for o in parsed if not o.is_hydra_override()]
@@ -111,15 +114,50 @@ class SharedCompositionLoader(ConfigLoader):
         return self.delegate.compute_defaults_list(*args, **kwargs)
 
 
-def _frozen(cfg: DictConfig) -> Union[bytes, DictConfig]:
-    """``cfg`` pickled, to be copied by unpickling (several times faster than deepcopy).
+class _Frozen:
+    """A config pickled once, copied by unpickling (several times faster than deepcopy).
 
-    A config holding a structured-config node whose class Hydra's plugin scan imported
-    twice (a launcher's) cannot be pickled by reference; it is kept as is and deep-copied.
+    Hydra's plugin scan re-executes every ``hydra_plugins.*`` module, so a launcher's
+    structured config (``JobLibLauncherConf``) composed before the last scan refers to a
+    class its module no longer holds, which plain pickle refuses. Such classes are kept
+    aside and put back as the very same objects: the bytes never leave this process.
     """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.classes: List[type] = []
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id = self._class_id
+        pickler.dump(cfg)
+        self.data = buffer.getvalue()
+
+    def _class_id(self, obj: Any) -> Optional[int]:
+        if isinstance(obj, type) and not _importable(obj):
+            self.classes.append(obj)
+            return len(self.classes) - 1
+        return None
+
+    def copy(self) -> DictConfig:
+        if not self.classes:
+            return pickle.loads(self.data)
+        unpickler = pickle.Unpickler(io.BytesIO(self.data))
+        unpickler.persistent_load = self.classes.__getitem__
+        return unpickler.load()
+
+
+def _importable(cls: type) -> bool:
+    """Whether pickle finds ``cls`` itself under its module and name."""
     try:
-        return pickle.dumps(cfg)
-    except pickle.PicklingError:
+        return functools.reduce(getattr, cls.__qualname__.split("."), sys.modules[cls.__module__]) is cls
+    except (KeyError, AttributeError):
+        return False
+
+
+def _frozen(cfg: DictConfig) -> Union[_Frozen, DictConfig]:
+    """``cfg`` pickled, or as is (then deep-copied) if it holds something pickle refuses."""
+    try:
+        return _Frozen(cfg)
+    except (pickle.PicklingError, TypeError, AttributeError):
         return cfg
 
 

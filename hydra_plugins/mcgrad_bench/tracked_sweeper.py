@@ -12,6 +12,7 @@
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -51,6 +52,7 @@ class TrackedSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = 256, params: Optional[Dict[str, str]] = None, rerun: bool = False):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.rerun = rerun
+        self._workers: Optional[threading.Thread] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # The sweeper's own check and every launcher then compose jobs through the same loader.
@@ -70,7 +72,11 @@ class TrackedSweeper(BasicSweeper):
             return self._sweep(arguments)
 
     def _plan(self, arguments: List[str]):
-        """Every job's overrides and config hash, validated; and the one store they log to."""
+        """Every job's overrides and config hash, validated; and the one store they log to.
+
+        A joblib launcher's workers are started once the jobs are valid and before the store
+        is opened, so that their start-up overlaps it (:mod:`experiments.prestart`).
+        """
         from experiments import tracking
         from experiments.config import ConfigError, config_hash, refuse, validate
 
@@ -92,6 +98,7 @@ class TrackedSweeper(BasicSweeper):
         if len(stores) != 1:
             refuse("invalid sweep over tracking.uri or tracking.experiment: allowed: one store and experiment per sweep")
         ((uri, experiment),) = stores
+        self._workers = _prestart(self.launcher)
         try:
             tracking.preflight(uri)
             tracking.experiment_id(uri, experiment)  # refuses a deleted experiment, creates a new one
@@ -147,6 +154,8 @@ class TrackedSweeper(BasicSweeper):
             except ConfigError as err:
                 refuse(str(err))
 
+        if self._workers is not None:
+            self._workers.join()  # the launcher then finds the pool idle and reuses it
         extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'"]
         todo = [overrides + extra for overrides, h in jobs if h not in done]
         returns: List[Sequence[JobReturn]] = []
@@ -189,6 +198,17 @@ class TrackedSweeper(BasicSweeper):
             log.warning("could not close the sweep's job runs: %s", err)
         finally:
             tracking.end_run(uri, parent, status, metrics=metrics)
+
+
+def _prestart(launcher: Any) -> Optional[threading.Thread]:
+    """Start Hydra's joblib launcher's workers in the background; None for other launchers."""
+    if type(launcher).__name__ != "JoblibLauncher" or not hasattr(launcher, "joblib"):
+        return None
+    from experiments.prestart import JoblibWorkers
+
+    workers = JoblibWorkers(launcher.joblib)
+    workers.start()
+    return workers
 
 
 def enumerate_batches(jobs: List[List[str]], size: Optional[int]):

@@ -8,13 +8,14 @@ import pytest
 from hydra import initialize_config_dir
 from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn
 from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from experiments.composition import ReleaseJobConfigs, SharedCompositionLoader, release_job_configs
+from experiments.composition import ReleaseJobConfigs, SharedCompositionLoader, _Frozen, release_job_configs
 from tests.conftest import CONF_DIR
 
 JOBS = [
@@ -103,3 +104,19 @@ def test_job_configs_are_released_after_every_other_callback():
     assert recorder.seen == [{"seed": 1}]
     assert ret.cfg is None and ret.hydra_cfg is None
     assert pickle.loads(pickle.dumps(callbacks)).callbacks  # joblib sends them to its workers
+
+
+def test_a_launcher_config_is_copied_by_pickle_after_a_plugin_scan(loaders):
+    # Joblib's workers restore Hydra's state before each job, which scans the plugins
+    # again: a launcher's structured config then refers to a class its module no longer holds.
+    hydra_loader, _, _ = loaders
+    master = hydra_loader.load_configuration(
+        "config", overrides=["hydra/launcher=joblib", "hydra.sweep.dir=/tmp/sweep"], run_mode=RunMode.MULTIRUN
+    )
+    Singleton.set_state(Singleton.get_state())
+    shared = SharedCompositionLoader(hydra_loader)
+    got = shared.load_sweep_config(master, ["seed=3"])
+    assert all(isinstance(base, _Frozen) for base in shared._bases.values())  # not deep-copied
+    expected = hydra_loader.load_sweep_config(master, ["seed=3"])
+    assert OmegaConf.to_container(got) == OmegaConf.to_container(expected)
+    assert OmegaConf.get_type(got.hydra.launcher) is OmegaConf.get_type(expected.hydra.launcher)
