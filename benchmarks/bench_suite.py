@@ -37,26 +37,45 @@ SUITE = ["-m", "experiments.run"]
 NOOP = ["benchmarks/noop_app.py"]
 
 
+# Runs ``-m module ...`` or ``script ...`` as python would, then writes the process's own
+# peak RSS to $BENCH_PEAK_FILE. VmHWM starts afresh at exec; getrusage's ru_maxrss does not:
+# a child inherits the parent's high-water mark at fork and keeps it across exec, so it
+# would read at least the benchmark's own size.
+PEAK = """
+import atexit, os, runpy, sys
+def peak():
+    with open("/proc/self/status") as f:
+        kib = next(line for line in f if line.startswith("VmHWM")).split()[1]
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as f:
+        f.write(kib)
+atexit.register(peak)
+if sys.argv[1] == "-m":
+    sys.argv = sys.argv[2:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+else:
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def cli(args: list[str], store: Path, entry: list[str] = SUITE) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one command, writing into ``store``."""
+    store.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    head = [sys.executable, *entry]
+    env["BENCH_PEAK_FILE"] = str(store / "peak_kib")
+    head = [sys.executable, "-c", PEAK, *entry]
     flags = [a for a in args if a.startswith("-")]
     rest = [a for a in args if not a.startswith("-")]
     cmd = [*head, *flags, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"hydra.sweep.dir={store / 'multirun'}",
            f"hydra.run.dir={store / 'outputs'}", *rest]
     with tempfile.TemporaryFile() as err:
         tic = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN would be the maximum over
-        # every child so far.
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
         wall = time.perf_counter() - tic
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"command failed: {' '.join(cmd)}\n{err.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, int((store / "peak_kib").read_text()) / 1024
 
 
 def finished_jobs(store: Path) -> list:

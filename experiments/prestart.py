@@ -5,8 +5,10 @@ after the sweeping process has composed and checked every job and opened the sto
 worker then starts Python and imports MLflow and the suite, about 2.5 s on a 2-core machine,
 while no job runs. Joblib keeps one pool of loky workers per process and reuses it for the
 next ``Parallel`` call with the same arguments, so a ``Parallel`` call with the launcher's
-own arguments, made in the background at the start of the sweep, leaves the launcher a
-pool that is already up and has the job's modules imported.
+own arguments, made in the background once the sweep's jobs are checked, leaves the
+launcher a pool that is already up and has the job's modules imported. The workers'
+start-up then overlaps the store being opened (or created), on the core that process
+leaves idle.
 """
 
 from __future__ import annotations
