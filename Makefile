@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 SERVER_PORT ?= 5050
 STORE ?= sqlite:///$(CURDIR)/mlflow.db
+# MLflow's usage telemetry, off for `make ui` and `make server` as in the suite's own processes.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 .PHONY: install run test bench ui server clean
 

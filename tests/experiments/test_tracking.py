@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from experiments import tracking
+from experiments.config import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -33,3 +38,12 @@ def test_runs_of_sweep_reads_every_page(sweep_runs, statuses):
     got = [r.info.run_id for r in tracking.runs_of_sweep(uri, "e", "s1", statuses)]
     assert len(got) == len(set(got))
     assert set(got) == {i for i, s in ids.items() if not statuses or s in statuses}
+
+
+def test_mlflow_telemetry_is_off_in_the_suites_processes():
+    # A minimal environment: none of the CI or test markers that also switch it off.
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    code = "import experiments.runner; from mlflow.telemetry import get_telemetry_client; print(get_telemetry_client())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"
