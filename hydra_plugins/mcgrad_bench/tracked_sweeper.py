@@ -126,6 +126,7 @@ class TrackedSweeper(BasicSweeper):
         if previous is not None:
             parent = previous.info.run_id
             sweep_id = previous.data.tags["sweep_id"]
+            # Listed before closing: closing runs while paging through them would shift the pages.
             stale = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
             tracking.close_runs(uri, stale, tracking.FAILED, "left RUNNING by a process that died")
             finished = tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED])
