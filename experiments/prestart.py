@@ -16,9 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Dict, Mapping, Set
+from typing import Any, Dict, Mapping, Optional, Set
 
 log = logging.getLogger(__name__)
+
+
+def start_workers(launcher: Any) -> Optional[JoblibWorkers]:
+    """Start the workers of Hydra's joblib launcher in the background; None for other launchers."""
+    # By name: Hydra's plugin scan may have imported the launcher's module more than once.
+    if type(launcher).__name__ != "JoblibLauncher" or not hasattr(launcher, "joblib"):
+        return None
+    workers = JoblibWorkers(launcher.joblib)
+    workers.start()
+    return workers
 
 
 def import_job_modules() -> int:

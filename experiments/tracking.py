@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -240,23 +240,31 @@ def log_files(uri: str, run_id: str, files: Mapping[str, bytes | str | np.ndarra
         client(uri).log_artifacts(run_id, tmp)
 
 
-def runs_of_sweep(uri: str, experiment: str, sweep_id: str, statuses: Iterable[str] = ()) -> Iterator:
-    """The job runs of one sweep, optionally only those in ``statuses``, read page by page.
+def search_pages(
+    c: MlflowClient, experiment_ids: list[str], filter_string: str, page_size: int = _PAGE, order_by=None
+) -> Iterator:
+    """Every active run matching ``filter_string``, requested ``page_size`` at a time.
 
     A generator: a run with its params, tags and latest metrics is about 40 KB in memory,
-    so callers keep only what they need and a sweep of any size is read in bounded memory.
+    so callers keep only what they need and read any number of runs in bounded memory.
     """
+    token = None
+    while True:
+        page = c.search_runs(experiment_ids, filter_string, ViewType.ACTIVE_ONLY, page_size, order_by, token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def runs_of_sweep(uri: str, experiment: str, sweep_id: str, statuses: Iterable[str] = ()) -> Iterator:
+    """The job runs of one sweep, optionally only those in ``statuses``, read page by page."""
     wanted = set(statuses)
     query = f"tags.sweep_id = '{sweep_id}' AND tags.run_kind = 'job'"
     if len(wanted) == 1:  # MLflow compares a status with one value only, not a list
         query += f" AND attributes.status = '{next(iter(wanted))}'"
-    ids, token = [experiment_id(uri, experiment)], None
-    while True:
-        page = client(uri).search_runs(ids, query, max_results=_PAGE, page_token=token)
-        yield from (r for r in page if not wanted or r.info.status in wanted)
-        token = page.token
-        if not token:
-            return
+    runs = search_pages(client(uri), [experiment_id(uri, experiment)], query)
+    return (r for r in runs if not wanted or r.info.status in wanted)
 
 
 def find_sweep(uri: str, experiment: str, sweep_key: str):

@@ -17,6 +17,7 @@ not there or has no such method (a tracking server), the per-run calls run in th
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import tempfile
@@ -28,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from experiments import tracking
@@ -97,17 +97,11 @@ def open_store(uri: str) -> MlflowClient:
     return tracking.client(uri)
 
 
-def _search(client: MlflowClient, experiment_id: str, filter_string: str, **kw) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string, ViewType.ACTIVE_ONLY, kw.get("max_results", 50_000),
-            kw.get("order_by"), token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token or "max_results" in kw:
-            return runs
+def _search(client: MlflowClient, experiment_id: str, filter_string: str, max_results: int | None = None,
+            order_by: list[str] | None = None) -> list:
+    """The matching runs: all of them, or the first ``max_results`` (one request)."""
+    pages = tracking.search_pages(client, [experiment_id], filter_string, max_results or 50_000, order_by)
+    return list(itertools.islice(pages, max_results))
 
 
 def sweep_ids(client: MlflowClient, experiment_id: str, limit: int = 5) -> list[str]:

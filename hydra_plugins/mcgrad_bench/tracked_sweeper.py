@@ -79,6 +79,7 @@ class TrackedSweeper(BasicSweeper):
         """
         from experiments import tracking
         from experiments.config import ConfigError, config_hash, refuse, validate
+        from experiments.prestart import start_workers
 
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
@@ -98,7 +99,7 @@ class TrackedSweeper(BasicSweeper):
         if len(stores) != 1:
             refuse("invalid sweep over tracking.uri or tracking.experiment: allowed: one store and experiment per sweep")
         ((uri, experiment),) = stores
-        self._workers = _prestart(self.launcher)
+        self._workers = start_workers(self.launcher)
         try:
             tracking.preflight(uri)
             tracking.experiment_id(uri, experiment)  # refuses a deleted experiment, creates a new one
@@ -199,17 +200,6 @@ class TrackedSweeper(BasicSweeper):
             log.warning("could not close the sweep's job runs: %s", err)
         finally:
             tracking.end_run(uri, parent, status, metrics=metrics)
-
-
-def _prestart(launcher: Any) -> Optional[threading.Thread]:
-    """Start Hydra's joblib launcher's workers in the background; None for other launchers."""
-    if type(launcher).__name__ != "JoblibLauncher" or not hasattr(launcher, "joblib"):
-        return None
-    from experiments.prestart import JoblibWorkers
-
-    workers = JoblibWorkers(launcher.joblib)
-    workers.start()
-    return workers
 
 
 def enumerate_batches(jobs: List[List[str]], size: Optional[int]):
