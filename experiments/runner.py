@@ -30,6 +30,29 @@ def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
     return " ".join(parts)
 
 
+def compute(cfg: DictConfig):
+    """The run ``cfg`` describes, computed and returned (:class:`~experiments.sgd.RunResult`), not logged."""
+    problem = build(cfg.problem)
+    # The sampling scheme applies to every estimator: bind it as the estimator's keyword.
+    sampling = build(cfg.sampling) if "sampling" in cfg else independent
+    estimator = functools.partial(build(cfg.estimator), sampling=sampling)
+    optimizer = build(cfg.optimizer) if "optimizer" in cfg else None
+    return run_sgd(
+        problem,
+        estimator,
+        step_size=cfg.step_size,
+        steps=cfg.steps,
+        samples=cfg.samples,
+        seed=cfg.seed,
+        variance_samples=cfg.variance_samples,
+        log_points=cfg.log_points,
+        tolerance=cfg.tolerance,
+        divergence_factor=cfg.divergence_factor,
+        learn_scale=bool(cfg.get("learn_scale", False)),
+        optimizer=optimizer,
+    )
+
+
 def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Run the job that ``cfg`` describes and log it; returns its summary metrics.
 
@@ -38,11 +61,6 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     exception marks the run FAILED (KILLED on an interrupt) and propagates.
     """
     validate(cfg)
-    problem = build(cfg.problem)
-    # The sampling scheme applies to every estimator: bind it as the estimator's keyword.
-    sampling = build(cfg.sampling) if "sampling" in cfg else independent
-    estimator = functools.partial(build(cfg.estimator), sampling=sampling)
-    optimizer = build(cfg.optimizer) if "optimizer" in cfg else None
     uri = cfg.tracking.uri
     sweep_id = cfg.tracking.sweep_id or tracking.new_sweep_id()
     tags = {
@@ -63,20 +81,7 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     )
     error: BaseException | None = None
     try:
-        result = run_sgd(
-            problem,
-            estimator,
-            step_size=cfg.step_size,
-            steps=cfg.steps,
-            samples=cfg.samples,
-            seed=cfg.seed,
-            variance_samples=cfg.variance_samples,
-            log_points=cfg.log_points,
-            tolerance=cfg.tolerance,
-            divergence_factor=cfg.divergence_factor,
-            learn_scale=bool(cfg.get("learn_scale", False)),
-            optimizer=optimizer,
-        )
+        result = compute(cfg)
         tracking.log_curves(uri, run_id, result.steps, result.curves, result.summary)
         tracking.log_files(
             uri,
