@@ -111,7 +111,7 @@ def notebook_vs_suite(tmp: Path, every_step: bool = True) -> list[dict]:
     from hydra import compose, initialize_config_dir
 
     import estimators
-    from experiments.problems import Quadratic
+    from problems.quadratic import Quadratic
     from experiments.runner import execute
     from experiments.sgd import log_steps
 
@@ -164,7 +164,7 @@ def notebook_vs_suite(tmp: Path, every_step: bool = True) -> list[dict]:
 
 def estimator_cost() -> list[dict]:
     import estimators
-    from experiments.problems import Quadratic
+    from problems.quadratic import Quadratic
 
     rows = []
     for d in (2, 30):

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from experiments import tracking
 from experiments.config import PROJECT_ROOT, ConfigError, hide_credentials, refuse, validate
-from experiments.interrupts import Interrupted, sigterm_raises
+from experiments.sweep.interrupts import Interrupted, sigterm_raises
 from experiments.runner import execute
 
 CONF_DIR = PROJECT_ROOT / "conf"

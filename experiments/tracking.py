@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from experiments.config import PROJECT_ROOT, ConfigError, redact_uri
-from experiments.interrupts import deferring
+from experiments.sweep.interrupts import deferring
 
 # Schema migrations of a new store log at INFO through alembic: noise in a job's output.
 logging.getLogger("alembic").setLevel(logging.WARNING)

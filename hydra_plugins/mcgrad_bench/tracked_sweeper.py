@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.composition import SharedCompositionLoader, release_job_configs
+from experiments.sweep.composition import SharedCompositionLoader, release_job_configs
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TrackedSweeper(BasicSweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here: Hydra imports every plugin module at start-up, MLflow is slow to import.
-        from experiments.interrupts import sigterm_raises
+        from experiments.sweep.interrupts import sigterm_raises
 
         with sigterm_raises():
             return self._sweep(arguments)
@@ -75,11 +75,11 @@ class TrackedSweeper(BasicSweeper):
         """Every job's overrides and config hash, validated; and the one store they log to.
 
         A joblib launcher's workers are started once the jobs are valid and before the store
-        is opened, so that their start-up overlaps it (:mod:`experiments.prestart`).
+        is opened, so that their start-up overlaps it (:mod:`experiments.sweep.prestart`).
         """
         from experiments import tracking
         from experiments.config import ConfigError, config_hash, refuse, validate
-        from experiments.prestart import start_workers
+        from experiments.sweep.prestart import start_workers
 
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader

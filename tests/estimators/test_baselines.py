@@ -15,7 +15,7 @@ import pytest
 
 import estimators
 from estimators import baselines
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
 
 SF = estimators.score_function

@@ -13,7 +13,7 @@ import pytest
 
 import estimators
 from estimators import baselines, control_variates, sampling
-from experiments.gaussian_expectation import GaussianExpectation
+from problems.gaussian_expectation import GaussianExpectation
 from tests.estimators.checks import assert_unbiased, estimates
 
 

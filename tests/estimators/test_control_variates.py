@@ -9,8 +9,8 @@ import pytest
 
 import estimators
 from estimators import control_variates
-from experiments.gaussian_expectation import GaussianExpectation
-from experiments.problems import Quadratic
+from problems.gaussian_expectation import GaussianExpectation
+from problems.quadratic import Quadratic
 from tests.estimators.checks import assert_unbiased, assert_variance, estimates
 
 SF_DELTA = functools.partial(estimators.score_function, control_variate=control_variates.delta())

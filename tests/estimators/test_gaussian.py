@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import estimators
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 
 ESTIMATORS = [estimators.score_function, estimators.reparameterization]
 Z = 5.0  # standard errors allowed; a correct estimator fails one check with probability ~6e-7

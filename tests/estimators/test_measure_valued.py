@@ -10,7 +10,7 @@ import pytest
 
 import estimators
 from estimators.measure_valued import double_sided_maxwell, rayleigh
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
 
 MV = estimators.measure_valued

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import estimators
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 from experiments.runner import execute
 
 CURVES = ["loss", "dist_to_opt", "grad_variance", "grad_variance_exact", "grad_snr"]

@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from experiments.composition import ReleaseJobConfigs, SharedCompositionLoader, _Frozen, release_job_configs
+from experiments.sweep.composition import ReleaseJobConfigs, SharedCompositionLoader, _Frozen, release_job_configs
 from tests.conftest import CONF_DIR
 
 JOBS = [

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 
-from experiments.prestart import JoblibWorkers, launcher_arguments
+from experiments.sweep.prestart import JoblibWorkers, launcher_arguments
 from tests.conftest import CONF_DIR
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import estimators
-from experiments.problems import Quadratic
+from problems.quadratic import Quadratic
 from experiments.sgd import log_steps, run_sgd
 
 BASE = dict(step_size=1e-2, steps=300, samples=2, seed=3, variance_samples=50, log_points=11, tolerance=0.05,
@@ -96,7 +96,7 @@ import functools  # noqa: E402
 import math  # noqa: E402
 
 from experiments import optimizers  # noqa: E402
-from experiments.gaussian_expectation import GaussianExpectation  # noqa: E402
+from problems.gaussian_expectation import GaussianExpectation  # noqa: E402
 from experiments.sgd import probe_rng, trajectory_rng  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import estimators
-from experiments.logistic_regression import LogisticRegression
+from problems.logistic_regression import LogisticRegression
 from tests.estimators.checks import Z, assert_unbiased, estimates
 
 PROBLEM = LogisticRegression()

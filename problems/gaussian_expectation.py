@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 import estimators
-from experiments.problems import textbook
+from problems.quadratic import textbook
 
 
 class TestFunction(NamedTuple):

@@ -16,8 +16,8 @@ A problem is itself the :class:`estimators.Integrand` (``problem(z)``, ``problem
   ``analytic_grad(mean, scale, learn_scale)``: a part of ∇L known exactly (an entropy
   term), added to the estimate rather than estimated.
 
-Other problems: :mod:`experiments.gaussian_expectation` and
-:mod:`experiments.logistic_regression`.
+Other problems: :mod:`problems.gaussian_expectation` and
+:mod:`problems.logistic_regression`.
 """
 
 from __future__ import annotations

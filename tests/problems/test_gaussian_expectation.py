@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import estimators
-from experiments.gaussian_expectation import GaussianExpectation
-from experiments.problems import Quadratic
+from problems.gaussian_expectation import GaussianExpectation
+from problems.quadratic import Quadratic
 from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
 
 FUNCTIONS = [("square", 0.5), ("square", 3.0), ("exp", 0.5), ("exp", 3.0), ("cos", 0.5), ("cos", 3.0)]
@@ -94,7 +94,7 @@ def test_unknown_configurations_report_none():
 
 def test_config_rule_allows_exactly_the_test_functions():
     from experiments.config import RULES
-    from experiments.gaussian_expectation import FUNCTIONS
+    from problems.gaussian_expectation import FUNCTIONS
 
     ok, allowed = RULES["problem.f"]
     assert all(ok(name) for name in FUNCTIONS) and not ok("sin")
