@@ -1,27 +1,45 @@
-"""Monte Carlo gradient estimators: pure functions with one shared signature.
+"""Monte Carlo gradient estimators: pure functions with one shared signature, over distribution families.
 
-See :mod:`estimators.gaussian` for the signature and the maths; variance reduction composes
-by argument: :mod:`estimators.sampling` (schemes), :mod:`estimators.baselines` and
-:mod:`estimators.control_variates` (for the score function).
+See :mod:`estimators.core` for the signature, :mod:`estimators.families` for the families
+(Gaussian, Bernoulli); variance reduction wraps an estimator (:mod:`estimators.baselines`,
+:mod:`estimators.control_variates`), sampling schemes are :mod:`estimators.sampling`.
 """
 
-from estimators import baselines, control_variates, sampling
-from estimators.gaussian import (
+from estimators import baselines, control_variates, families, sampling
+from estimators.core import (
     Estimator,
+    Inapplicable,
     Integrand,
+    check,
+    configure,
+    core,
+    describe,
     initial_state,
     options,
-    reparameterization,
     sample_shape,
-    score_function,
+    spec,
 )
+from estimators.families import Bernoulli, BernoulliParams, Family, Gaussian, GaussianParams
 from estimators.measure_valued import measure_valued
+from estimators.reparameterization import reparameterization
+from estimators.score_function import score_function
 
 __all__ = [
+    "Bernoulli",
+    "BernoulliParams",
     "Estimator",
+    "Family",
+    "Gaussian",
+    "GaussianParams",
+    "Inapplicable",
     "Integrand",
     "baselines",
+    "check",
+    "configure",
     "control_variates",
+    "core",
+    "describe",
+    "families",
     "initial_state",
     "measure_valued",
     "options",
@@ -29,4 +47,5 @@ __all__ = [
     "sample_shape",
     "sampling",
     "score_function",
+    "spec",
 ]

@@ -1,7 +1,8 @@
 r"""Baselines for the score-function estimator: ĝ_i = (f(z_i) − b)·∇ log q(z_i).
 
-A baseline is a small tuple of functions, passed to :func:`estimators.score_function` as
-its ``baseline`` argument::
+A baseline wraps the score-function estimator of any family (:class:`WithBaseline`, made
+by ``baseline.wrap(estimator)``), and is refused on any other estimator. It is a small
+tuple of functions::
 
     value(weights, scores, state, pilot) -> b, broadcastable to scores' shape (..., N, k)
     update(state, weights) -> new state         (stateful baselines only)
@@ -19,9 +20,13 @@ Reference: Williams (1992); Mohamed et al. (2020), section 7.4 (baselines).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from estimators.core import Inapplicable, Wrapper, options, sample_shape
+from estimators.sampling import independent
 
 
 class Baseline(NamedTuple):
@@ -31,6 +36,55 @@ class Baseline(NamedTuple):
     # b_i is built from the other samples of its set: unbiased only if they are independent
     # of sample i, so not with antithetic or quasi-Monte Carlo sets.
     uses_set: bool = False
+    name: str = "none"
+    order: int = 0  # innermost: a control variate wraps the estimator with its baseline
+
+    def wrap(self, estimator):
+        """The score-function ``estimator`` with this baseline; None for no baseline (b = 0)."""
+        return None if self.name == "none" else WithBaseline(estimator, self)
+
+
+@dataclass(frozen=True)
+class WithBaseline(Wrapper):
+    """The score function with baseline b: ĝ_i = (f(z_i) − b_i)·∇ log q(z_i)."""
+
+    estimator: Any
+    baseline: Baseline
+
+    @property
+    def entries(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.name}
+
+    @property
+    def initial_state(self) -> Any:
+        return self.baseline.init
+
+    def check(self, family, sampling: str) -> None:
+        func = options(self.estimator)[0]
+        if not hasattr(func, "terms"):
+            raise Inapplicable(f"a baseline applies to the score function only, not to estimator={func.__name__}")
+        if self.baseline.uses_set and sampling != "independent":
+            raise Inapplicable(f"baseline={self.baseline.name} needs sampling=independent: the other samples "
+                               f"of a {sampling} set depend on this one, which would bias it")
+
+    def __call__(self, f, family, params, rng, num_samples, *, state: Any = None):
+        func, opts = options(self.estimator)
+        sampling = opts.get("sampling", independent)
+        baseline = self.baseline
+        if baseline.uses_set and sampling is not independent:
+            raise ValueError("a baseline built from the other samples of a set needs independent sampling")
+        shape = sample_shape(num_samples)
+        values, score = func.terms(f, family, params, rng, shape, sampling)
+
+        # A pilot for the baseline: fresh independent samples, drawn after the base noise.
+        def pilot(n: int):
+            return func.terms(f, family, params, rng, (*shape[:-1], n), independent)
+
+        b = baseline.value(values, score, baseline.init if state is None else state, pilot)
+        grads = (values[..., None] - b) * score
+        if state is None:
+            return grads
+        return grads, (state if baseline.update is None else baseline.update(state, values))
 
 
 def _zero(weights, scores, state, pilot):
@@ -58,7 +112,7 @@ def moving_average(decay: float = 0.9) -> Baseline:
     def update(state, weights):
         return decay * state + (1.0 - decay) * float(np.mean(weights))
 
-    return Baseline(lambda weights, scores, state, pilot: state, update, 0.0)
+    return Baseline(lambda weights, scores, state, pilot: state, update, 0.0, name="moving_average")
 
 
 def optimal(pilot: int = 100) -> Baseline:
@@ -79,7 +133,7 @@ def optimal(pilot: int = 100) -> Baseline:
         b = np.einsum("...p,...pk->...k", w, s2) / s2.sum(axis=-2)
         return b[..., None, :]
 
-    return Baseline(value)
+    return Baseline(value, name="optimal")
 
 
 def leave_one_out() -> Baseline:
@@ -87,7 +141,7 @@ def leave_one_out() -> Baseline:
 
     Independent of z_i when the samples of a set are independent, so unbiased then; biased
     under antithetic or quasi-Monte Carlo sets, whose samples depend on each other (the
-    score function refuses the combination). Needs N ≥ 2. With it the N-sample estimate
+    wrapper refuses the combination). Needs N ≥ 2. With it the N-sample estimate
     equals N/(N − 1) times the one centred on the sample mean of f (the "RLOO" estimator).
     Reference: Kool, van Hoof, Welling (2019); Mohamed et al. (2020), section 7.4.
     """
@@ -98,4 +152,4 @@ def leave_one_out() -> Baseline:
             raise ValueError("the leave-one-out baseline needs at least 2 samples per estimate")
         return ((weights.sum(axis=-1, keepdims=True) - weights) / (n - 1))[..., None]
 
-    return Baseline(value, uses_set=True)
+    return Baseline(value, uses_set=True, name="leave_one_out")

@@ -1,13 +1,14 @@
-r"""Control variates for the score-function estimator.
+r"""Control variates: a surrogate h of f whose expected gradient is known, wrapped around an estimator.
 
-A control variate is a surrogate h of f whose score-function term has a known expectation:
+    ĝ = estimator(f − h) + ∇_θ E_q[h]
 
-    ĝ_i = (f(z_i) − h(z_i))·∇ log q(z_i) + ∇ E_q[h],
+is unbiased for ∇E_q[f] whenever the wrapped estimator is unbiased for ∇E_q[f − h], and of
+low variance where h tracks f (as optax's control variates wrap a gradient estimator).
+A control variate is a small tuple::
 
-unbiased for ∇ E_q[f] whatever h is, and of low variance where h tracks f. As a tuple::
-
-    value(f, mean, scale, z) -> h(z), shape z.shape[:-1]
-    expected_grad(f, mean, scale) -> (∇_μ E h, ∇_σ E h), each shape (d,)
+    surrogate(f, family, params) -> h, an integrand (h(z), h.grad(z))
+    expected_grad(f, family, params) -> ∇_θ E_q[h] for the learned blocks, shape (k,)
+    families                         the families whose E_q[h] it knows
 
 Reference: Mohamed et al. (2020), section 7.2 (control variates); Paisley, Blei, Jordan
 (2012); Miller, Foti, D'Amour, Adams (2017).
@@ -16,42 +17,96 @@ Reference: Mohamed et al. (2020), section 7.2 (control variates); Paisley, Blei,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from estimators.core import Inapplicable, Wrapper
+
 
 class ControlVariate(NamedTuple):
-    value: Callable[..., np.ndarray]
-    expected_grad: Callable[..., tuple[np.ndarray, np.ndarray]]
+    surrogate: Callable[..., Any]
+    expected_grad: Callable[..., np.ndarray]
+    families: tuple[str, ...] = ()
+    name: str = "none"
+    order: int = 1  # outermost: a baseline inside it sees the residual f − h
+
+    def wrap(self, estimator):
+        """``estimator`` with this control variate; None for no control variate (h = 0)."""
+        return None if self.name == "none" else WithControlVariate(estimator, self)
 
 
-def _zero_value(f, mean, scale, z):
-    return np.zeros(np.shape(z)[:-1])
-
-
-def _zero_grad(f, mean, scale):
-    d = np.shape(mean)[-1]
-    return np.zeros(d), np.zeros(d)
-
-
-NONE = ControlVariate(_zero_value, _zero_grad)
+NONE = ControlVariate(lambda f, family, params: None, lambda f, family, params: None)
 
 
 def none() -> ControlVariate:
-    """h = 0: the plain score-function estimator."""
+    """h = 0: the estimator as it is."""
     return NONE
 
 
-def _delta_value(f, mean, scale, z):
-    r = z - mean
-    g, h = f.grad(mean), f.hessian(mean)
-    return f(mean) + r @ g + 0.5 * np.einsum("...i,ij,...j->...", r, h, r)
+class Residual:
+    """The integrand f − h, with its gradient where both have one."""
+
+    def __init__(self, f, h) -> None:
+        self.f, self.h = f, h
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return self.f(z) - self.h(z)
+
+    def grad(self, z: np.ndarray) -> np.ndarray:
+        return self.f.grad(z) - self.h.grad(z)
 
 
-def _delta_expected_grad(f, mean, scale):
+@dataclass(frozen=True)
+class WithControlVariate(Wrapper):
+    estimator: Any
+    control_variate: ControlVariate
+
+    @property
+    def entries(self) -> dict[str, Any]:
+        return {"control_variate": self.control_variate.name}
+
+    def check(self, family, sampling: str) -> None:
+        if family.name not in self.control_variate.families:
+            raise Inapplicable(f"control_variate={self.control_variate.name} knows E_q[h] for the "
+                               f"{', '.join(self.control_variate.families)} family only, not {family.name}")
+
+    def __call__(self, f, family, params, rng, num_samples, *, state: Any = None):
+        cv = self.control_variate
+        residual = Residual(f, cv.surrogate(f, family, params))
+        if state is None:
+            grads, new_state = self.estimator(residual, family, params, rng, num_samples), None
+        else:
+            grads, new_state = self.estimator(residual, family, params, rng, num_samples, state=state)
+        grads = grads + cv.expected_grad(f, family, params)
+        return grads if state is None else (grads, new_state)
+
+
+class _Taylor:
+    """h(z) = f(μ) + ∇f(μ)ᵀ(z − μ) + ½(z − μ)ᵀ∇²f(μ)(z − μ), with μ held fixed."""
+
+    def __init__(self, f, mean: np.ndarray) -> None:
+        self.mean, self.value, self.g, self.h = mean, f(mean), f.grad(mean), f.hessian(mean)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        r = z - self.mean
+        return self.value + r @ self.g + 0.5 * np.einsum("...i,ij,...j->...", r, self.h, r)
+
+    def grad(self, z: np.ndarray) -> np.ndarray:
+        return self.g + (z - self.mean) @ self.h
+
+
+def _delta_surrogate(f, family, params):
+    return _Taylor(f, params.mean)
+
+
+def _delta_expected_grad(f, family, params):
     # E h = f(μ₀) + ½ Σ_j H_jj σ_j² with the expansion point μ₀ held fixed at μ.
-    return np.array(f.grad(mean), dtype=float), np.diagonal(f.hessian(mean)) * scale
+    g_mean = np.array(f.grad(params.mean), dtype=float)
+    if not family.learn_scale:
+        return g_mean
+    return np.concatenate([g_mean, np.diagonal(f.hessian(params.mean)) * params.scale])
 
 
 def delta() -> ControlVariate:
@@ -59,8 +114,8 @@ def delta() -> ControlVariate:
 
     h(z) = f(μ) + ∇f(μ)ᵀ(z − μ) + ½(z − μ)ᵀ∇²f(μ)(z − μ), with μ held fixed. Under
     q = N(μ, diag σ²) its expected gradients are known: ∇_μ E h = ∇f(μ) and
-    ∂E h/∂σ_j = [∇²f(μ)]_jj σ_j. Needs ``f.grad`` and ``f.hessian`` at the mean (one
-    evaluation each per estimate); exact, so of zero variance, when f is quadratic.
-    Reference: Paisley et al. (2012); Mohamed et al. (2020), section 7.2.2.
+    ∂E h/∂σ_j = [∇²f(μ)]_jj σ_j (Gaussian families only). Needs ``f.grad`` and ``f.hessian``
+    at the mean (one evaluation each per estimate); exact, so of zero variance, when f is
+    quadratic. Reference: Paisley et al. (2012); Mohamed et al. (2020), section 7.2.2.
     """
-    return ControlVariate(_delta_value, _delta_expected_grad)
+    return ControlVariate(_delta_surrogate, _delta_expected_grad, families=("gaussian",), name="delta")

@@ -2,9 +2,10 @@ r"""Sampling schemes: where an estimator's base noise ε ~ N(0, I) comes from.
 
 A sampler has the signature::
 
-    sampler(rng, shape, width) -> array of shape (*shape, width)
+    sampler(rng, shape, width, base="normal") -> array of shape (*shape, width)
 
-of standard normal variates. ``shape`` is ``(N,)`` for one N-sample estimate or ``(V, N)``
+of standard normal variates, or with ``base="uniform"`` of U(0, 1) variates (what a
+family whose samples are a function of uniforms draws, see :mod:`estimators.families`). ``shape`` is ``(N,)`` for one N-sample estimate or ``(V, N)``
 for V of them: the last axis of ``shape`` is one *set* of N samples (antithetic pairs and
 quasi-Monte Carlo points are arranged within a set), and sets are independent. Every
 sampler gives each row the exact N(0, I) marginal, so every estimator stays unbiased under
@@ -25,28 +26,38 @@ from typing import Protocol
 import numpy as np
 
 
+BASES = ("normal", "uniform")
+
+
 class Sampler(Protocol):
-    def __call__(self, rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndarray: ...
+    def __call__(self, rng: np.random.Generator, shape: tuple[int, ...], width: int,
+                 base: str = "normal") -> np.ndarray: ...
 
 
-def independent(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndarray:
-    """Independent rows: ``rng.standard_normal((*shape, width))``, plain Monte Carlo."""
-    return rng.standard_normal((*shape, width))
+def _draw(rng: np.random.Generator, shape: tuple[int, ...], base: str) -> np.ndarray:
+    return rng.standard_normal(shape) if base == "normal" else rng.random(shape)
 
 
-def antithetic(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndarray:
-    r"""Antithetic pairs: a set of N = 2m rows is ε_1 … ε_m, −ε_1 … −ε_m.
+def independent(rng: np.random.Generator, shape: tuple[int, ...], width: int, base: str = "normal") -> np.ndarray:
+    """Independent rows: ``rng.standard_normal((*shape, width))`` (``rng.random`` for uniforms), plain Monte Carlo."""
+    return _draw(rng, (*shape, width), base)
 
-    Each row is N(0, I); within a pair ĝ(ε) and ĝ(−ε) are negatively correlated when ĝ is
-    monotone in ε, and their average keeps only the even part of ĝ: for the pathwise
-    estimate of a quadratic it is the exact gradient. For odd N the last row of a set is an
-    independent draw (so N = 1 is plain Monte Carlo, drawn as :func:`independent` draws it).
+
+def antithetic(rng: np.random.Generator, shape: tuple[int, ...], width: int, base: str = "normal") -> np.ndarray:
+    r"""Antithetic pairs: a set of N = 2m rows is ε_1 … ε_m, −ε_1 … −ε_m (uniforms: u and 1 − u).
+
+    Each row has the exact marginal; within a pair ĝ(ε) and ĝ(−ε) are negatively
+    correlated when ĝ is monotone in ε, and their average keeps only the even part of ĝ:
+    for the pathwise estimate of a quadratic it is the exact gradient. For odd N the last
+    row of a set is an independent draw (so N = 1 is plain Monte Carlo, drawn as
+    :func:`independent` draws it); every row is still exact, so the estimate stays unbiased.
     """
     *lead, n = shape
-    half = rng.standard_normal((*lead, n // 2, width))
+    half = _draw(rng, (*lead, n // 2, width), base)
+    mirror = -half if base == "normal" else 1.0 - half
     if n % 2 == 0:
-        return np.concatenate([half, -half], axis=-2)
-    return np.concatenate([half, -half, rng.standard_normal((*lead, 1, width))], axis=-2)
+        return np.concatenate([half, mirror], axis=-2)
+    return np.concatenate([half, mirror, _draw(rng, (*lead, 1, width), base)], axis=-2)
 
 
 _BITS = 30  # digits of the Sobol points; 2^30 points per set at most
@@ -66,14 +77,14 @@ def _sobol_integers(n: int, width: int) -> np.ndarray:
     return out
 
 
-def qmc(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndarray:
+def qmc(rng: np.random.Generator, shape: tuple[int, ...], width: int, base: str = "normal") -> np.ndarray:
     r"""Randomized quasi-Monte Carlo: scrambled Sobol points through the normal inverse CDF.
 
     A set of N rows is the first N points of the Sobol sequence in ``width`` dimensions
     (direction numbers from :class:`scipy.stats.qmc.Sobol`), each coordinate's digits
     scrambled by Matoušek's random linear matrix scramble with a random digital shift
     (the scrambling scipy applies), refined by a uniform jitter below the last digit and
-    mapped through Φ⁻¹. Each row is then exactly N(0, I), the rows of a set are a
+    mapped through Φ⁻¹ (left as they are for ``base="uniform"``). Each row is then exactly N(0, I) (or U(0, 1)), the rows of a set are a
     randomized (t, m, s)-net, and sets are scrambled independently, so the spread across
     sets measures the variance honestly. The variance of a smooth integrand's mean falls
     faster than 1/N, and best when N is a power of 2.
@@ -97,4 +108,6 @@ def qmc(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.ndar
     digits = np.bitwise_count(rows[..., None, :, :] & points[:, :, None]) & 1  # (*lead, n, width, B)
     scrambled = (digits.astype(np.int64) * diagonal).sum(axis=-1) ^ shift
     u = (scrambled + rng.random((*lead, n, width))) * 2.0**-_BITS
+    if base == "uniform":
+        return u
     return ndtri(np.clip(u, 2.0**-60, 1.0 - 2.0**-53))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+import estimators
 from estimators.sampling import independent
 from experiments import tracking
 from experiments.config import build, config_hash, params, resolved, validate
@@ -33,9 +33,9 @@ def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
 def compute(cfg: DictConfig):
     """The run ``cfg`` describes, computed and returned (:class:`~experiments.sgd.RunResult`), not logged."""
     problem = build(cfg.problem)
-    # The sampling scheme applies to every estimator: bind it as the estimator's keyword.
+    # The sampling scheme applies to every estimator: bound as its keyword, inside any wrapper.
     sampling = build(cfg.sampling) if "sampling" in cfg else independent
-    estimator = functools.partial(build(cfg.estimator), sampling=sampling)
+    estimator = estimators.configure(build(cfg.estimator), sampling=sampling)
     optimizer = build(cfg.optimizer) if "optimizer" in cfg else None
     return run_sgd(
         problem,

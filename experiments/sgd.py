@@ -15,7 +15,6 @@ the estimate as the optimizer used it there, without advancing it.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import NamedTuple
@@ -23,13 +22,14 @@ from typing import NamedTuple
 import numpy as np
 
 import estimators
+from estimators import families
 from experiments import optimizers
 from experiments.optimizers import Optimizer
+from problems.base import HasAnalyticGrad, HasCurves, HasExactGradient, HasExactVariance, optimum
 
 CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr")
-# With a learned scale, the same measures per block of θ = (μ, σ).
-BLOCK_CURVES = [f"{name}/{block}" for block in ("mean", "scale")
-                for name in ("grad_variance", "grad_variance_se", "grad_variance_exact")]
+# Per learned block of the family, when it learns more than one: grad_variance/<block>, ...
+BLOCK_MEASURES = ("grad_variance", "grad_variance_se", "grad_variance_exact")
 SUMMARY = (
     "final_loss",
     "final_dist",
@@ -40,6 +40,8 @@ SUMMARY = (
     "mean_grad_variance",
     "wall_time_s",
 )
+# Curves and summaries measured against the optimum: only for a problem that has one.
+DISTANCE = ("dist_to_opt", "final_dist", "best_dist", "steps_to_tol", "converged")
 
 
 class VarianceProbe(NamedTuple):
@@ -50,7 +52,7 @@ class VarianceProbe(NamedTuple):
 
 
 class RunResult(NamedTuple):
-    trajectory: np.ndarray  # θ_0 … θ_stop, shape (stop + 1, d)
+    trajectory: np.ndarray  # θ_0 … θ_stop (the learned blocks, flat), shape (stop + 1, k)
     steps: np.ndarray  # logged steps, shape (K,)
     curves: dict[str, np.ndarray]  # name -> values at ``steps``, shape (K,)
     summary: dict[str, float]
@@ -69,32 +71,23 @@ def log_steps(steps: int, log_points: int) -> np.ndarray:
     return np.unique(np.rint(np.linspace(0, steps, min(log_points, steps + 1))).astype(np.int64))
 
 
-def split(problem, theta: np.ndarray, learn_scale: bool) -> tuple[np.ndarray, float | np.ndarray]:
-    """(mean, scale) of the parameters θ: θ itself and the problem's σ, or θ = (μ, σ)."""
-    if not learn_scale:
-        return theta, problem.sigma
-    d = theta.size // 2
-    return theta[:d], theta[d:]
-
-
-def call(estimator, problem, theta, rng, samples, state, learn_scale: bool) -> tuple[np.ndarray, object]:
-    """Per-sample gradients at θ (and the estimator's next state, if it carries one)."""
-    mean, scale = split(problem, theta, learn_scale)
+def call(estimator, problem, family, params, rng, samples, state) -> tuple[np.ndarray, object]:
+    """Per-sample gradients at ``params`` (and the estimator's next state, if it carries one)."""
     if state is None:
-        return estimator(problem, mean, scale, rng, samples), None
-    return estimator(problem, mean, scale, rng, samples, state=state)
+        return estimator(problem, family, params, rng, samples), None
+    return estimator(problem, family, params, rng, samples, state=state)
 
 
 def probe_variance(
     estimator,
     problem,
-    theta: np.ndarray,
+    family,
+    params,
     rng: np.random.Generator,
     samples: int,
     replicates: int,
     *,
     state=None,
-    learn_scale: bool = False,
 ) -> dict[str, VarianceProbe]:
     r"""Measure tr Cov[ḡ] for the ``samples``-sample mean ḡ at θ from ``replicates`` estimates.
 
@@ -102,13 +95,13 @@ def probe_variance(
     baseline, the estimator's state at that step, which the probe does not advance), in one
     call of shape (V, N). With V replicates ḡ_1…ḡ_V, r_i = V/(V−1)·‖ḡ_i − ḡ‖² has mean
     tr Ĉov (unbiased), and the standard error is taken as std(r)/√V. Returns the total
-    (key "") and, when the scale is learned, the blocks "mean" and "scale".
+    (key "") and, when the family learns more than one block, each block by name.
     """
-    per_sample, _ = call(estimator, problem, theta, rng, (replicates, samples), state, learn_scale)
+    per_sample, _ = call(estimator, problem, family, params, rng, (replicates, samples), state)
     est = per_sample.mean(axis=1)
     dev = est - est.mean(axis=0)
-    d = est.shape[-1] // 2
-    parts = {"": slice(None)} | ({"mean": slice(0, d), "scale": slice(d, None)} if learn_scale else {})
+    blocks = families.block_slices(family, params)
+    parts = {"": slice(None)} | (blocks if len(blocks) > 1 else {})
     out = {}
     for name, block in parts.items():
         r = np.einsum("ij,ij->i", dev[:, block], dev[:, block]) * (replicates / (replicates - 1))
@@ -116,12 +109,11 @@ def probe_variance(
     return out
 
 
-def exact_variance(problem, estimator, theta: np.ndarray, samples: int, learn_scale: bool) -> dict[str, float]:
-    """The problem's exact variance per block, and the total (key ""); NaN where unknown."""
-    mean, scale = split(problem, theta, learn_scale)
-    blocks = problem.grad_variance_blocks(estimator, mean, scale, samples)
-    known = {name: math.nan if v is None else float(v) for name, v in blocks.items()}
-    return {"": float(sum(known.values()))} | (known if learn_scale else {})
+def exact_variance(problem, config, family, params, samples: int) -> dict[str, float]:
+    """The problem's exact variance per learned block, and the total (key ""); NaN where unknown."""
+    known = problem.exact_variance(config, family, params, samples) if isinstance(problem, HasExactVariance) else {}
+    blocks = {name: float(known.get(name, math.nan)) for name in family.learned}
+    return {"": float(sum(blocks.values()))} | (blocks if len(blocks) > 1 else {})
 
 
 def _finite(x: float) -> float:
@@ -145,99 +137,107 @@ def run_sgd(
 ) -> RunResult:
     r"""Run θ_{t+1} = θ_t − delta_t for t < T from θ₀, delta_t from the optimizer and ḡ_t.
 
-    ḡ_t is the mean of N per-sample estimates (plus ``problem.analytic_grad``, the part
-    of ∇L known exactly, where the problem has one); with the default optimizer (SGD),
-    delta_t = α·ḡ_t. With ``learn_scale`` the parameters are θ = (μ, σ), σ per coordinate
-    starting at the problem's σ, and the estimator also estimates ∇_σ L; otherwise θ = μ
-    and σ stays fixed. The trajectory holds θ_0 … θ_stop either way.
+    θ is the flat vector of the learned blocks of the problem's family (the Gaussian's
+    mean, and its scale too with ``learn_scale``). ḡ_t is the mean of N per-sample estimates
+    (plus the part of ∇L the problem knows exactly, where it has one); with the default
+    optimizer (SGD), delta_t = α·ḡ_t. The trajectory holds θ_0 … θ_stop.
 
-    The run diverges, and stops at that step, when θ_t or the gradient is non-finite or
-    ‖μ_t − x‖ > ``divergence_factor``·``problem.scale`` (measured from θ₀ when the problem
-    has no optimum x). Curves are measured at :func:`log_steps` up to the stop (and at the
-    stop itself when the run diverged). ``dist_to_opt`` is ‖μ_t − x‖, NaN without an x.
+    The run diverges, and stops at that step, when θ_t or the gradient is non-finite or the
+    first block is farther than ``divergence_factor``·``problem.length_scale`` from the
+    optimum x (from θ₀ when the problem has none). Curves are measured at :func:`log_steps`
+    up to the stop (and at the stop itself when the run diverged). ``dist_to_opt`` and the
+    distance summaries are measured only for a problem with an optimum.
     """
     tic = time.perf_counter()
     optimizer = optimizer or optimizers.sgd()
-    if learn_scale:
-        estimator = functools.partial(estimator, with_scale=True)
-    x, sigma = problem.optimum, problem.sigma
-    anchor = x if np.all(np.isfinite(x)) else problem.theta0
-    bound2 = (divergence_factor * problem.scale) ** 2
+    family = families.with_learned(problem.family, ("scale",)) if learn_scale else problem.family
+    params0 = problem.params0
+    x = optimum(problem)
+    anchor = np.asarray(params0[0], dtype=np.float64) if x is None else x
+    bound2 = (divergence_factor * problem.length_scale) ** 2
     rng = trajectory_rng(seed)
+    config = estimators.describe(estimator)
 
-    theta = np.array(problem.theta0, dtype=np.float64)
-    d = theta.size
-    if learn_scale:
-        theta = np.concatenate([theta, np.broadcast_to(np.asarray(problem.sigma, dtype=np.float64), (d,))])
+    theta = families.flatten(family, params0)
+    d = anchor.size
     # A part of ∇L a problem knows exactly (an entropy term) is added, not estimated.
-    analytic = getattr(problem, "analytic_grad", None)
+    analytic = problem.analytic_grad if isinstance(problem, HasAnalyticGrad) else None
     state = estimators.initial_state(estimator)
     states = [state]  # the estimator's state at each θ_t, so that a probe measures it as used
     opt_state = optimizer.init(theta)
     trajectory = np.empty((steps + 1, theta.size))
     trajectory[0] = theta
     stop, diverged = steps, False
+    several = len(family.learned) > 1
     # Overflow is detected below and recorded as divergence, not reported as a warning.
     with np.errstate(all="ignore"):
         for t in range(1, steps + 1):
-            if state is None and not learn_scale:  # the plain case, kept lean: it runs T times
-                per_sample = estimator(problem, theta, sigma, rng, samples)
+            params = families.unflatten(family, theta, params0)
+            if state is None:  # the plain case, kept lean: it runs T times
+                per_sample = estimator(problem, family, params, rng, samples)
             else:
-                per_sample, state = call(estimator, problem, theta, rng, samples, state, learn_scale)
+                per_sample, state = estimator(problem, family, params, rng, samples, state=state)
             # np.mean's own steps, without its Python wrapper: it costs more than a 2-d step.
             grad = np.add.reduce(per_sample, axis=0) / per_sample.shape[0]
             if analytic is not None:
-                grad = grad + analytic(*split(problem, theta, learn_scale), learn_scale)
+                grad = grad + analytic(family, params)
             delta, opt_state = optimizer.update(grad, opt_state, step_size)
             theta = theta - delta
             trajectory[t] = theta
             states.append(state)
             r = theta[:d] - anchor
-            if not r @ r <= bound2 or (learn_scale and not np.all(np.isfinite(theta))):  # also catches NaN
+            if not r @ r <= bound2 or (several and not np.all(np.isfinite(theta))):  # also catches NaN
                 stop, diverged = t, True
                 break
         trajectory = trajectory[: stop + 1]
-        dist = np.sqrt(np.einsum("ij,ij->i", trajectory[:, :d] - x, trajectory[:, :d] - x))
+        if x is not None:
+            dist = np.sqrt(np.einsum("ij,ij->i", trajectory[:, :d] - x, trajectory[:, :d] - x))
 
         logged = log_steps(steps, log_points)
         logged = logged[logged < stop] if diverged else logged
         if diverged:
             logged = np.append(logged, stop)
-        names = list(CURVES) + (BLOCK_CURVES if learn_scale else [])
+        names = [c for c in CURVES if x is not None or c not in DISTANCE]
+        if several:
+            names += [f"{name}/{block}" for block in family.learned for name in BLOCK_MEASURES]
         curves = {name: np.full(logged.size, math.nan) for name in names}
+        exact_grad = problem.exact_grad if isinstance(problem, HasExactGradient) else None
+        extra = problem.curve_values if isinstance(problem, HasCurves) else None
         for k, t in enumerate(logged):
-            theta_t = trajectory[t]
-            mean, scale = split(problem, theta_t, learn_scale)
-            probe = probe_variance(estimator, problem, theta_t, probe_rng(seed, int(t)), samples, variance_samples,
-                                   state=states[t], learn_scale=learn_scale)
-            exact = exact_variance(problem, estimator, theta_t, samples, learn_scale)
-            g = problem.true_grad(mean, scale) if learn_scale else problem.true_grad(theta_t)
-            if learn_scale:
-                g = np.concatenate([g, problem.true_grad_scale(mean, scale)])
-            curves["loss"][k] = problem.loss(mean, scale) if learn_scale else problem.loss(theta_t)
-            curves["dist_to_opt"][k] = dist[t]
+            params = families.unflatten(family, trajectory[t], params0)
+            probe = probe_variance(estimator, problem, family, params, probe_rng(seed, int(t)), samples,
+                                   variance_samples, state=states[t])
+            exact = exact_variance(problem, config, family, params, samples)
+            curves["loss"][k] = problem.loss(params)
+            if x is not None:
+                curves["dist_to_opt"][k] = dist[t]
             for block, value in probe.items():
                 suffix = f"/{block}" if block else ""
                 curves["grad_variance" + suffix][k] = value.value
                 curves["grad_variance_se" + suffix][k] = value.se
                 curves["grad_variance_exact" + suffix][k] = exact[block]
             total = probe[""].value
-            curves["grad_snr"][k] = (g @ g) / total if total > 0 else math.nan
-            for name, value in getattr(problem, "metrics", lambda m, s: {})(mean, scale).items():
+            if exact_grad is not None:
+                g = families.flatten(family, exact_grad(params))
+                curves["grad_snr"][k] = (g @ g) / total if total > 0 else math.nan
+            for name, value in (extra(params) if extra is not None else {}).items():
                 curves.setdefault(name, np.full(logged.size, math.nan))[k] = value
         for values in curves.values():
             values[~np.isfinite(values)] = np.nan
 
-        tol = tolerance * problem.distance
-        hits = np.flatnonzero(dist <= tol)
         variances = curves["grad_variance"][np.isfinite(curves["grad_variance"])]
-        final_mean, final_scale = split(problem, trajectory[-1], learn_scale)
-        summary = {
-            "final_loss": _finite(problem.loss(final_mean, final_scale) if learn_scale else problem.loss(trajectory[-1])),
-            "final_dist": _finite(dist[-1]),
-            "best_dist": _finite(np.nanmin(dist)) if np.isfinite(dist).any() else math.nan,
-            "steps_to_tol": float(hits[0]) if hits.size else float(steps + 1),
-            "converged": float(not diverged and dist[-1] <= tol),
+        final = families.unflatten(family, trajectory[-1], params0)
+        summary = {"final_loss": _finite(problem.loss(final))}
+        if x is not None:
+            tol = tolerance * problem.distance
+            hits = np.flatnonzero(dist <= tol)
+            summary |= {
+                "final_dist": _finite(dist[-1]),
+                "best_dist": _finite(np.nanmin(dist)) if np.isfinite(dist).any() else math.nan,
+                "steps_to_tol": float(hits[0]) if hits.size else float(steps + 1),
+                "converged": float(not diverged and dist[-1] <= tol),
+            }
+        summary |= {
             "diverged": float(diverged),
             "mean_grad_variance": float(variances.mean()) if variances.size else math.nan,
             "wall_time_s": time.perf_counter() - tic,

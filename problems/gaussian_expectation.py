@@ -23,8 +23,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-import estimators
-from problems.quadratic import textbook
+from estimators import Gaussian, GaussianParams, spec
 
 
 class TestFunction(NamedTuple):
@@ -126,9 +125,8 @@ class GaussianExpectation:
 
     ``optimum`` is the mean minimising L at fixed σ where there is one: k·1 for ``square``,
     the minimiser (2m + 1)π/k of cos(kμ) nearest to μ₀ for ``cos``; ``exp`` has none (L
-    decreases as |μ| → ∞), so its ``optimum``, ``dist_to_opt`` and ``distance`` are NaN,
-    a run never reaches tolerance (``steps_to_tol`` = T + 1) and the divergence bound is
-    measured from θ₀ instead.
+    decreases as |μ| → ∞, and cos with k = 0 is constant): then ``optimum`` is None, a run
+    logs no distances and the divergence bound is measured from θ₀.
     """
 
     f: str = "square"
@@ -136,37 +134,34 @@ class GaussianExpectation:
     dim: int = 1
     mu0: float = 1.0
     sigma0: float = 1.0
+    family = Gaussian()
 
     @property
     def fn(self) -> TestFunction:
         return FUNCTIONS[self.f]
 
     @property
-    def sigma(self) -> float:
-        return self.sigma0
-
-    @property
-    def theta0(self) -> np.ndarray:
-        return np.full(self.dim, float(self.mu0))
+    def params0(self) -> GaussianParams:
+        return GaussianParams(np.full(self.dim, float(self.mu0)), self.sigma0)
 
     @functools.cached_property
-    def optimum(self) -> np.ndarray:
+    def optimum(self) -> np.ndarray | None:
         if self.f == "square":
             return np.full(self.dim, float(self.k))
-        if self.f == "cos" and self.k > 0:
-            m = np.round((self.k * self.mu0 / math.pi - 1.0) / 2.0)
-            return np.full(self.dim, (2.0 * m + 1.0) * math.pi / self.k)
-        return np.full(self.dim, math.nan)
+        if self.f == "cos" and self.k != 0:
+            k = abs(self.k)  # cos is even in k
+            m = np.round((k * self.mu0 / math.pi - 1.0) / 2.0)
+            return np.full(self.dim, (2.0 * m + 1.0) * math.pi / k)
+        return None
 
     @property
     def distance(self) -> float:
-        return float(np.linalg.norm(self.optimum - self.theta0))
+        return math.nan if self.optimum is None else float(np.linalg.norm(self.optimum - self.params0.mean))
 
     @property
-    def scale(self) -> float:
+    def length_scale(self) -> float:
         """Length unit of the divergence bound: ‖x − θ₀‖ (0 without an optimum) + σ₀√d."""
-        d = self.distance
-        return (d if math.isfinite(d) else 0.0) + self.sigma0 * math.sqrt(self.dim)
+        return (0.0 if self.optimum is None else self.distance) + self.sigma0 * math.sqrt(self.dim)
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         return self.fn.g(z, self.k).sum(axis=-1)
@@ -178,23 +173,18 @@ class GaussianExpectation:
         return self.fn.d2g(z, self.k)[..., None] * np.eye(self.dim)
 
     def _scale(self, scale) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self.sigma0 if scale is None else scale, dtype=float), (self.dim,))
+        return np.broadcast_to(np.asarray(scale, dtype=float), (self.dim,))
 
-    def loss(self, theta: np.ndarray, scale: float | np.ndarray | None = None) -> float:
-        return float(np.sum(self.fn.mean(theta, self._scale(scale), self.k)))
+    def loss(self, params: GaussianParams) -> float:
+        return float(np.sum(self.fn.mean(params.mean, self._scale(params.scale), self.k)))
 
-    def true_grad(self, theta: np.ndarray, scale: float | np.ndarray | None = None) -> np.ndarray:
-        return self.fn.dmean_mu(theta, self._scale(scale), self.k)
+    def exact_grad(self, params: GaussianParams) -> GaussianParams:
+        sigma = self._scale(params.scale)
+        return GaussianParams(self.fn.dmean_mu(params.mean, sigma, self.k),
+                              self.fn.dmean_sigma(params.mean, sigma, self.k))
 
-    def true_grad_scale(self, theta: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-        return self.fn.dmean_sigma(theta, self._scale(scale), self.k)
-
-    def grad_variance_exact(self, estimator, theta: np.ndarray, samples: int) -> float | None:
-        """Trace of the covariance of the ``samples``-sample mean-gradient estimate at θ, or None."""
-        return self.grad_variance_blocks(estimator, theta, self.sigma0, samples)["mean"]
-
-    def grad_variance_blocks(self, estimator, theta, scale, samples: int) -> dict[str, float | None]:
-        r"""Exact trace of the covariance per block, by quadrature; None where not derived.
+    def exact_variance(self, config, family, params: GaussianParams, samples: int) -> dict[str, float]:
+        r"""Exact trace of the covariance per block, by quadrature; {} where not derived.
 
         Known for independent sampling without baseline: the score function (also with the
         delta-method control variate: its residual f − h is again a sum over coordinates),
@@ -206,18 +196,14 @@ class GaussianExpectation:
         * measure-valued scale, coupled: E[(g(μ_j + σ_jM) − g(μ_j + σ_jMU))²]/σ_j² − (∂_σ L)²;
           uncoupled: (Var g(μ_j + σ_jM) + 2V − Var g(z_j))/σ_j².
         """
-        func, opts = estimators.options(estimator)
-        with_scale = opts.get("with_scale", False)
-        names = ("mean", "scale") if with_scale else ("mean",)
-        unknown = {name: None for name in names}
-        if textbook(estimator) is None or func not in (
-            estimators.score_function,
-            estimators.reparameterization,
-            estimators.measure_valued,
-        ):
-            return unknown
-        mu = np.asarray(theta, dtype=float)
-        sigma = self._scale(scale)
+        form = _DERIVED.get(config)
+        if form is None:
+            return {}
+        per = form(self, np.asarray(params.mean, dtype=float), self._scale(params.scale))
+        return {name: float(np.sum(per[name])) / samples for name in family.learned}
+
+    def _blocks(self, func: str, opts: dict, mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-coordinate one-sample variances of both blocks, for the estimator ``func``."""
         rules = _rules()
         fn, k = self.fn, self.k
         x = rules["normal"].nodes
@@ -228,15 +214,14 @@ class GaussianExpectation:
             return values @ rule.weights
 
         per = {}
-        if func is estimators.score_function:
-            cv = opts.get("control_variate")
-            if cv is not None and cv != estimators.control_variates.NONE:
+        if func == "score_function":
+            if opts.get("control_variate") == "delta":
                 # The delta control variate: residual of the second-order expansion at μ.
                 ex = sigma[:, None] * x
                 h = h - (fn.g(mu, k)[:, None] + fn.dg(mu, k)[:, None] * ex + 0.5 * fn.d2g(mu, k)[:, None] * ex**2)
             per["mean"] = _sf_variance(h, x, sigma)
             per["scale"] = _sf_variance(h, x * x - 1.0, sigma)
-        elif func is estimators.reparameterization:
+        elif func == "reparameterization":
             dg = fn.dg(z, k)
             per["mean"] = expect(rules["normal"], dg**2) - expect(rules["normal"], dg) ** 2
             per["scale"] = expect(rules["normal"], (dg * x) ** 2) - expect(rules["normal"], dg * x) ** 2
@@ -248,15 +233,29 @@ class GaussianExpectation:
             m = rules["maxwell"].nodes
             gM = fn.g(mu[:, None] + sigma[:, None] * m, k)
             if opts.get("coupling", True):
-                per["mean"] = c2 * expect(rules["rayleigh"], (gp - gm) ** 2) - self.true_grad(mu, sigma) ** 2
+                per["mean"] = c2 * expect(rules["rayleigh"], (gp - gm) ** 2) - fn.dmean_mu(mu, sigma, k) ** 2
                 u = rules["uniform"]
                 gMU = fn.g(mu[:, None, None] + sigma[:, None, None] * m[:, None] * u.nodes, k)  # (d, n, nu)
                 d2 = expect(rules["maxwell"], ((gM[:, :, None] - gMU) ** 2) @ u.weights)
-                per["scale"] = d2 / sigma**2 - self.true_grad_scale(mu, sigma) ** 2
+                per["scale"] = d2 / sigma**2 - fn.dmean_sigma(mu, sigma, k) ** 2
             else:
                 var_p = expect(rules["rayleigh"], gp**2) - expect(rules["rayleigh"], gp) ** 2
                 var_m = expect(rules["rayleigh"], gm**2) - expect(rules["rayleigh"], gm) ** 2
                 per["mean"] = c2 * (var_p + var_m + 2.0 * (vh.sum() - vh))
                 var_M = expect(rules["maxwell"], gM**2) - expect(rules["maxwell"], gM) ** 2
                 per["scale"] = (var_M + 2.0 * vh.sum() - vh) / sigma**2
-        return {name: float(np.sum(per[name])) / samples for name in names}
+        return per
+
+
+def _form(func: str, **opts):
+    return lambda problem, mu, sigma: problem._blocks(func, opts, mu, sigma)
+
+
+# The configurations the quadratures above were derived for, and no other.
+_DERIVED = {
+    spec("score_function"): _form("score_function"),
+    spec("score_function", control_variate="delta"): _form("score_function", control_variate="delta"),
+    spec("reparameterization"): _form("reparameterization"),
+    spec("measure_valued", coupling=True): _form("measure_valued", coupling=True),
+    spec("measure_valued", coupling=False): _form("measure_valued", coupling=False),
+}

@@ -1,24 +1,4 @@
-r"""Test problems: an integrand f, a Gaussian family q_θ = N(θ, σ²I), and a start θ₀.
-
-A problem is itself the :class:`estimators.Integrand` (``problem(z)``, ``problem.grad(z)``,
-``problem.hessian(z)``), and knows what the run measures against. Its interface, used by
-:mod:`experiments.sgd`:
-
-* ``dim``, ``theta0`` (the initial mean), ``sigma`` (the initial, or fixed, scale),
-  ``optimum`` (the minimising mean x; NaN where there is none), ``distance`` (‖x − θ₀‖),
-  ``scale`` (a length: the unit of the divergence bound);
-* ``loss(mean, scale=None)``, ``true_grad(mean, scale=None)`` (∇_μ L; None: at ``sigma``) and
-  ``true_grad_scale(mean, scale)`` (∇_σ L);
-* ``grad_variance_blocks(estimator, mean, scale, samples)``: the exact trace of the
-  covariance per block ("mean", and "scale" when the estimator learns it), None where not
-  known; ``grad_variance_exact(estimator, theta, samples)`` is the mean block at σ;
-* optionally ``metrics(mean, scale) -> dict`` of further curves to log, and
-  ``analytic_grad(mean, scale, learn_scale)``: a part of ∇L known exactly (an entropy
-  term), added to the estimate rather than estimated.
-
-Other problems: :mod:`problems.gaussian_expectation` and
-:mod:`problems.logistic_regression`.
-"""
+r"""The founding problem: f(z) = ‖z − x‖² under q_θ = N(θ, σ²I) (see :class:`Quadratic`)."""
 
 from __future__ import annotations
 
@@ -28,25 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import estimators
-
-
-def textbook(estimator) -> tuple[object, dict] | None:
-    """(function, options) of ``estimator`` if its closed forms apply, else None.
-
-    A closed form applies to the configuration it was derived for: here, independent
-    sampling and no baseline. Options that change the variance (a scheme, a baseline) make
-    it unknown, so a problem reports None rather than a wrong number. ``opts["control_variate"]``
-    is None or the control variate; a problem that has no form for it must check.
-    """
-    func, opts = estimators.options(estimator)
-    if opts.get("sampling", estimators.sampling.independent) is not estimators.sampling.independent:
-        return None
-    if opts.get("baseline") not in (None, estimators.baselines.NONE):
-        return None
-    if opts.get("control_variate") == estimators.control_variates.NONE:
-        opts = {**opts, "control_variate": None}
-    return func, opts
+from estimators import Gaussian, GaussianParams, spec
 
 
 @dataclass(frozen=True)
@@ -67,23 +29,25 @@ class Quadratic:
       [8a_j²σ²(2 − π/2) + 8σ⁴ + Σ_{i≠j}(8a_i²σ² + 4σ⁴)]/(2πσ²), which sums to
       [8(2 − π/2)s + 8dσ² + 8(d − 1)s + 4d(d − 1)σ²]/(2π).
 
-    An N-sample average divides both by N.
+    An N-sample average divides both by N. Known for the mean block at a σ shared by every
+    coordinate, with the scale held fixed.
     """
 
     dim: int = 2
     distance: float = 100.0 * math.sqrt(2.0)
     sigma: float = 1.0
+    family = Gaussian()
 
     @functools.cached_property
     def optimum(self) -> np.ndarray:
         return np.full(self.dim, self.distance / math.sqrt(self.dim))
 
     @property
-    def theta0(self) -> np.ndarray:
-        return np.zeros(self.dim)
+    def params0(self) -> GaussianParams:
+        return GaussianParams(np.zeros(self.dim), self.sigma)
 
     @property
-    def scale(self) -> float:
+    def length_scale(self) -> float:
         """Length scale of the problem, D + σ√d: the unit of the divergence bound."""
         return self.distance + self.sigma * math.sqrt(self.dim)
 
@@ -99,54 +63,37 @@ class Quadratic:
     def hessian(self, z: np.ndarray) -> np.ndarray:
         return np.broadcast_to(2.0 * np.eye(self.dim), (*np.shape(z)[:-1], self.dim, self.dim))
 
-    def loss(self, theta: np.ndarray, scale: float | np.ndarray | None = None) -> float:
-        """L at mean θ and scale σ (the problem's σ when None): ‖θ − x‖² + Σ_j σ_j²."""
-        r = theta - self.optimum
-        if scale is None:
-            return float(r @ r + self.dim * self.sigma**2)
-        return float(r @ r + np.sum(np.broadcast_to(np.square(scale), (self.dim,))))
+    def loss(self, params: GaussianParams) -> float:
+        """L = ‖μ − x‖² + Σ_j σ_j² (dσ² for a shared σ)."""
+        r = params.mean - self.optimum
+        if np.ndim(params.scale) == 0:
+            return float(r @ r + self.dim * params.scale**2)
+        return float(r @ r + np.sum(np.broadcast_to(np.square(params.scale), (self.dim,))))
 
-    def true_grad(self, theta: np.ndarray, scale: float | np.ndarray | None = None) -> np.ndarray:
-        """∇_μ L = 2(θ − x), whatever σ."""
-        return 2.0 * (theta - self.optimum)
+    def exact_grad(self, params: GaussianParams) -> GaussianParams:
+        """∇_μ L = 2(μ − x), whatever σ; ∂L/∂σ_j = 2σ_j."""
+        return GaussianParams(2.0 * (params.mean - self.optimum),
+                              2.0 * np.broadcast_to(np.asarray(params.scale, dtype=float), (self.dim,)))
 
-    def true_grad_scale(self, theta: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-        """∂L/∂σ_j = 2σ_j for a per-coordinate scale."""
-        return 2.0 * np.broadcast_to(np.asarray(scale, dtype=float), (self.dim,))
+    def exact_variance(self, config, family, params: GaussianParams, samples: int) -> dict[str, float]:
+        """The closed forms of the class docstring, for the configurations they were derived for."""
+        sig = np.unique(np.asarray(params.scale, dtype=float))
+        form = _VARIANCE.get(config)
+        if form is None or family.learn_scale or sig.size != 1:
+            return {}
+        d, sigma = self.dim, float(sig[0])
+        r = params.mean - self.optimum
+        return {"mean": form(d, float(r @ r), sigma**2) / samples}
 
-    def grad_variance_exact(self, estimator, theta: np.ndarray, samples: int) -> float | None:
-        """Trace of the covariance of the ``samples``-sample estimate at θ, or None."""
-        return self.grad_variance_blocks(estimator, theta, self.sigma, samples)["mean"]
 
-    def grad_variance_blocks(self, estimator, theta, scale, samples: int) -> dict[str, float | None]:
-        """Per block ("mean", and "scale" when the estimator learns it), or None where unknown.
-
-        Known here for the mean block at a common σ: the score function, the pathwise
-        estimator and the measure-valued one (see the class docstring); None otherwise.
-        """
-        config = textbook(estimator)
-        with_scale = estimators.options(estimator)[1].get("with_scale", False)
-        blocks: dict[str, float | None] = {"mean": None, "scale": None} if with_scale else {"mean": None}
-        sig = np.unique(np.asarray(scale, dtype=float))
-        if config is None or with_scale or sig.size != 1:
-            return blocks
-        (func, opts), sigma = config, float(sig[0])
-        d, sig2 = self.dim, sigma**2
-        r = theta - self.optimum
-        s = float(r @ r)
-        if func is estimators.score_function and opts.get("control_variate") == estimators.control_variates.delta():
-            one = 0.0  # the second-order expansion of a quadratic is the quadratic itself
-        elif opts.get("control_variate") is not None:
-            return blocks
-        elif func is estimators.score_function:
-            one = d * (s * s / sig2 + (2 * d + 8) * s + (d + 2) * (d + 4) * sig2) + 4 * s
-        elif func is estimators.reparameterization:
-            one = 4.0 * d * sig2
-        elif func is estimators.measure_valued and opts.get("coupling", True):
-            one = (16.0 / math.pi - 4.0) * s
-        elif func is estimators.measure_valued:
-            one = (8.0 * (2.0 - math.pi / 2.0) * s + 8.0 * d * sig2 + 8.0 * (d - 1) * s
-                   + 4.0 * d * (d - 1) * sig2) / (2.0 * math.pi)
-        else:
-            return blocks
-        return {"mean": one / samples}
+# One-sample variance of the mean block, (d, s = ‖μ − x‖², σ²) -> tr Cov, per configuration.
+_VARIANCE = {
+    spec("score_function"): lambda d, s, sig2: d * (s * s / sig2 + (2 * d + 8) * s + (d + 2) * (d + 4) * sig2) + 4 * s,
+    # The second-order expansion of a quadratic is the quadratic itself.
+    spec("score_function", control_variate="delta"): lambda d, s, sig2: 0.0,
+    spec("reparameterization"): lambda d, s, sig2: 4.0 * d * sig2,
+    spec("measure_valued", coupling=True): lambda d, s, sig2: (16.0 / math.pi - 4.0) * s,
+    spec("measure_valued", coupling=False): lambda d, s, sig2: (
+        8.0 * (2.0 - math.pi / 2.0) * s + 8.0 * d * sig2 + 8.0 * (d - 1) * s + 4.0 * d * (d - 1) * sig2
+    ) / (2.0 * math.pi),
+}

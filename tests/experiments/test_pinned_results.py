@@ -73,9 +73,17 @@ def pinned() -> dict:
     return json.loads(PINNED.read_text())
 
 
+# A problem without an optimum (exp(−k x²)) logged NaN distance summaries then; it logs none now.
+NO_OPTIMUM = ("summary/final_dist", "summary/best_dist", "summary/steps_to_tol", "summary/converged")
+
+
 @pytest.mark.parametrize("name", list(cases()))
 def test_results_are_bit_identical_to_the_pinned_ones(name, pinned):
-    assert metrics(cases()[name]) == pinned[name]
+    expected = dict(pinned[name])
+    if "/exp/" in name:
+        for key in NO_OPTIMUM:
+            expected.pop(key)
+    assert metrics(cases()[name]) == expected
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

@@ -1,0 +1,191 @@
+r"""What every estimator shares: its signature, its configuration, and where it applies.
+
+An estimator approximates ∇_θ L, L(θ) = E_{z ~ q_θ}[f(z)], for a distribution family q
+(:mod:`estimators.families`) at parameters θ, with one signature::
+
+    estimator(f, family, params, rng, num_samples, *, sampling=independent, ...)
+        -> array of shape (*shape, k)
+
+``shape = (num_samples,)`` for an int, or ``num_samples`` itself for a shape ``(V, N)``:
+V independent sets of N samples in one vectorised call. Row i of a set is the gradient
+estimate from the i-th sample alone, so the mean over the set's axis is the N-sample
+estimate an optimizer uses, and the spread across sets is its variance. k is the size of
+the family's learned blocks, concatenated in order.
+
+Base noise comes first, from ``family.noise(sampling, …)``, before any other draw: two
+estimators given generators in the same state see the same ε. An estimator that carries
+state across calls (a moving-average baseline) takes ``state=`` and then returns
+``(per-sample gradients, new state)``; :func:`initial_state` gives the first.
+
+Variance reduction wraps an estimator (:mod:`estimators.baselines`,
+:mod:`estimators.control_variates`): a wrapper is itself an estimator, and states where
+it applies. :func:`describe` names a configured estimator's configuration, the key under
+which problems file the closed forms derived for it.
+
+Reference: Mohamed, Rosca, Figurnov, Mnih, "Monte Carlo Gradient Estimation in Machine
+Learning", JMLR 21(132), 2020.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from estimators.families import Family
+
+
+class Integrand(Protocol):
+    """A function f evaluated on a batch, with derivatives where it has them."""
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """f at each row of ``z`` (shape (..., d)); returns shape (...)."""
+
+    def grad(self, z: np.ndarray) -> np.ndarray:
+        """∇f at each row of ``z`` (shape (..., d)); returns shape (..., d)."""
+
+    def hessian(self, z: np.ndarray) -> np.ndarray:
+        """∇²f at each row of ``z`` (shape (..., d)); returns shape (..., d, d)."""
+
+
+class Estimator(Protocol):
+    def __call__(self, f: Integrand, family: Family, params: Any, rng: np.random.Generator,
+                 num_samples: int | tuple[int, ...], **options: Any) -> np.ndarray: ...
+
+
+class Inapplicable(ValueError):
+    """An estimator, wrapper or scheme used where its maths does not hold; one line saying why."""
+
+
+def sample_shape(num_samples: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``(N,)`` for an int N, else the given shape; its last axis is one set of samples."""
+    if isinstance(num_samples, (int, np.integer)):
+        return (int(num_samples),)
+    return tuple(int(n) for n in num_samples)
+
+
+def needs(*capabilities: type):
+    """Mark an estimator as needing families with these protocols (checked by :func:`check`)."""
+
+    def mark(function):
+        function.needs = capabilities
+        return function
+
+    return mark
+
+
+def options(estimator) -> tuple[Any, dict[str, Any]]:
+    """The function behind ``estimator`` and the keyword options bound to it by partials."""
+    keywords: dict[str, Any] = {}
+    while isinstance(estimator, functools.partial):
+        keywords = {**estimator.keywords, **keywords}
+        estimator = estimator.func
+    return estimator, keywords
+
+
+class Wrapper:
+    """An estimator built around another (``estimator``): a baseline, a control variate.
+
+    Subclasses set ``estimator`` and implement ``__call__``, ``entries`` (what it adds to
+    :func:`describe`) and ``check(family, sampling)``.
+    """
+
+    estimator: Any
+
+    @property
+    def entries(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def check(self, family: Family, sampling: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def initial_state(self) -> Any:
+        return initial_state(self.estimator)
+
+
+def core(estimator):
+    """The estimator function at the centre of any wrappers and partials."""
+    while isinstance(estimator, Wrapper):
+        estimator = estimator.estimator
+    return options(estimator)[0]
+
+
+def initial_state(estimator) -> Any:
+    """The state ``estimator`` carries across calls (pass it as ``state=``), or None."""
+    return estimator.initial_state if isinstance(estimator, Wrapper) else None
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return getattr(value, "name", None) or getattr(value, "__name__", None) or repr(value)
+
+
+Spec = frozenset  # of (key, value) pairs: see describe()
+
+
+def describe(estimator) -> Spec:
+    """The configuration of ``estimator``: the function's name, every keyword option (its
+    defaults included, the sampling scheme by name), and what each wrapper adds.
+
+    ``score_function`` with independent sampling and a delta control variate is
+    ``{estimator: score_function, sampling: independent, control_variate: delta}``.
+    """
+    if isinstance(estimator, Wrapper):
+        return Spec({**dict(describe(estimator.estimator)), **estimator.entries}.items())
+    func, keywords = options(estimator)
+    defaults = {
+        name: p.default for name, p in inspect.signature(func).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and name != "state"
+    }
+    return Spec({"estimator": func.__name__, **{k: _label(v) for k, v in {**defaults, **keywords}.items()}}.items())
+
+
+def spec(estimator: str, **entries: Any) -> Spec:
+    """A configuration as :func:`describe` gives it, written out: independent sampling unless
+    ``sampling`` says otherwise. ``spec("measure_valued", coupling=True)``."""
+    return Spec({"estimator": estimator, "sampling": "independent", **entries}.items())
+
+
+def check(estimator, family: Family, sampling: str = "independent") -> None:
+    """Raise :class:`Inapplicable` if ``estimator`` (wrappers included) or the sampling scheme
+    does not apply to ``family``."""
+    if sampling not in family.schemes:
+        raise Inapplicable(f"sampling={sampling} does not apply to the {family.name} family "
+                           f"(allowed: {', '.join(family.schemes)})")
+    layer = estimator
+    while isinstance(layer, Wrapper):
+        layer.check(family, sampling)
+        layer = layer.estimator
+    func = options(layer)[0]
+    for capability in getattr(func, "needs", ()):
+        if not isinstance(family, capability):
+            raise Inapplicable(f"estimator={func.__name__} needs a family with {capability.__doc__}; "
+                               f"the {family.name} family has none")
+
+
+def configure(estimator, sampling=None):
+    """``estimator`` (as a config builds it: a function or partial whose keyword options may
+    hold wrappers) with ``sampling`` bound and its wrappers applied, innermost first.
+
+    A wrapper is an option value with a ``wrap(estimator)`` method and an ``order``
+    (baselines 0, control variates 1); a wrapper whose ``wrap`` returns ``None`` is the
+    identity (``baseline: none``).
+    """
+    func, keywords = options(estimator)
+    wrappers = sorted((v for v in keywords.values() if hasattr(v, "wrap")), key=lambda w: w.order)
+    plain = {k: v for k, v in keywords.items() if not hasattr(v, "wrap")}
+    if sampling is not None:
+        plain["sampling"] = sampling
+    out = functools.partial(func, **plain) if plain else func
+    for wrapper in wrappers:
+        out = wrapper.wrap(out) or out
+    return out
+
+
+def learned_sizes(family: Family, params) -> Mapping[str, int]:
+    return {b: int(np.size(getattr(params, b))) for b in family.learned}

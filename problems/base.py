@@ -1,0 +1,84 @@
+r"""What a problem is, and what it may know exactly.
+
+A problem is an integrand f (``problem(z)``, with ``grad`` and ``hessian`` where f has
+them), the distribution family q_θ it is studied under, and a start θ₀ (:class:`Problem`).
+What it knows beyond that it declares by having the matching member (the optional
+capabilities below), never by returning a stand-in value: the loop logs a distance curve
+only for a problem with an optimum, an exact variance only for an estimator configuration
+the problem has a closed form for, and the problem's own curves by the names it declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from estimators.core import Spec
+from estimators.families import Family
+
+
+@runtime_checkable
+class Problem(Protocol):
+    family: Family  # q_θ, learning its default blocks
+    params0: Any  # θ₀, the family's parameters (a NamedTuple, one field per block)
+    length_scale: float  # the unit of the divergence bound (see experiments.sgd.run_sgd)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """f at each row of ``z``."""
+
+    def loss(self, params) -> float:
+        """L(θ) = E_q[f] at ``params``, exactly where the problem knows it."""
+
+
+@runtime_checkable
+class HasOptimum(Protocol):
+    """A known minimiser x of L in the family's first block (the location): ``optimum`` is
+    x, or None for an instance without one; ``distance`` is ‖x − θ₀‖ in that block."""
+
+    optimum: np.ndarray | None
+    distance: float
+
+
+@runtime_checkable
+class HasExactGradient(Protocol):
+    def exact_grad(self, params):
+        """∇L at ``params``, one entry per block of the family (a NamedTuple like ``params``)."""
+
+
+@runtime_checkable
+class HasExactVariance(Protocol):
+    def exact_variance(self, config: Spec, family: Family, params, samples: int) -> Mapping[str, float]:
+        """tr Cov of the ``samples``-sample estimate per learned block, for the estimator
+        configuration ``config`` (:func:`estimators.describe`); a block left out is unknown."""
+
+
+@runtime_checkable
+class HasCurves(Protocol):
+    curves: tuple[str, ...]  # names of the extra curves it logs (the report reads them by these names)
+
+    def curve_values(self, params) -> Mapping[str, float]:
+        """Each of ``curves`` at ``params``."""
+
+
+@runtime_checkable
+class HasAnalyticGrad(Protocol):
+    def analytic_grad(self, family: Family, params) -> np.ndarray:
+        """A part of ∇L known exactly (an entropy term), for the learned blocks, flat: it is
+        added to the estimate of the rest instead of being estimated."""
+
+
+def optimum(problem) -> np.ndarray | None:
+    """The problem's optimum x, or None where it has none."""
+    return getattr(problem, "optimum", None) if isinstance(problem, HasOptimum) else None
+
+
+# An exact-variance table: estimator configuration -> function(problem, family, params, samples).
+VarianceTable = Mapping[Spec, Callable[..., Mapping[str, float]]]
+
+
+def lookup(table: VarianceTable, problem, config: Spec, family: Family, params, samples: int) -> dict[str, float]:
+    """The closed form derived for exactly ``config``, evaluated; {} where nobody derived one."""
+    form = table.get(config)
+    return {} if form is None else dict(form(problem, family, params, samples))
