@@ -67,7 +67,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "estimator.baseline.decay": (lambda v: _real(v) and 0 < v < 1, "a number in (0, 1)"),
     "estimator.baseline.pilot": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "problem.f": (lambda v: v in ("square", "exp", "cos"), "one of square, exp, cos"),
-    "problem.k": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "problem.k": (lambda v: _real(v) and math.isfinite(v), "a finite number (>= 0 for problem.f=exp)"),
+    "problem.target": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
+    "problem.logit0": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
     "problem.mu0": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
     "problem.sigma0": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "optimizer.beta1": (lambda v: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -99,7 +101,11 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _check_combinations(cfg: DictConfig) -> None:
-    """Constraints between keys: the leave-one-out baseline needs independent samples, two or more."""
+    """Constraints between keys: exp(−k x²) needs k >= 0; the leave-one-out baseline needs
+    independent samples, two or more; the estimator and scheme must apply to the problem's family."""
+    if OmegaConf.select(cfg, "problem.f", default=None) == "exp" and OmegaConf.select(cfg, "problem.k", default=0) < 0:
+        raise ConfigError(f"invalid problem.k={cfg.problem.k!r} with problem.f=exp: allowed: a finite number >= 0 "
+                          "(E exp(−k x²) under N(μ, σ²) is finite only while 2|k|σ² < 1)")
     samples = OmegaConf.select(cfg, "samples", default=None)
     if not _int(samples):
         return
@@ -115,6 +121,102 @@ def _check_combinations(cfg: DictConfig) -> None:
             f"invalid estimator/baseline=leave_one_out with sampling={scheme}: allowed: sampling=independent "
             "(the other samples of an antithetic or QMC set depend on this one, which would bias it)"
         )
+    if all(k in cfg for k in ("estimator", "problem")):
+        check_applies(cfg)
+
+
+def _node(cfg: DictConfig, key: str) -> Any:
+    node = OmegaConf.select(cfg, key, default=None)
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def check_applies(cfg: DictConfig) -> None:
+    """Refuse an estimator, wrapper, sampling scheme or ``learn_scale`` that does not apply to
+    the problem's distribution family, naming the estimators that do."""
+    key = json.dumps([_node(cfg, k) for k in ("estimator", "problem", "sampling", "learn_scale")], sort_keys=True)
+    reason = _inapplicable(key)
+    if reason is None:
+        return
+    problem, estimator = cfg.problem.get("name", "?"), cfg.estimator.get("name", "?")
+    if reason.startswith("learn_scale"):
+        raise ConfigError(f"invalid learn_scale=true with problem={problem}: allowed: false ({reason})")
+    family, sampling = _family_of(cfg), _node(cfg, "sampling.name") or "independent"
+    fits = [name for name, est in estimator_options() if _applies(est, family, sampling)]
+    raise ConfigError(f"invalid estimator={estimator} with problem={problem}: {reason}; "
+                      f"allowed: estimator={','.join(fits) or '(none with this sampling)'}")
+
+
+def _family_of(cfg: DictConfig):
+    import estimators
+
+    family = build(cfg.problem).family
+    if cfg.get("learn_scale", False):
+        family = estimators.families.with_learned(family, ("scale",))
+    return family
+
+
+@functools.lru_cache(maxsize=256)
+def _inapplicable(key: str) -> str | None:
+    """Why the configuration in ``key`` (estimator, problem, sampling, learn_scale) does not apply, or None."""
+    import estimators
+
+    estimator_node, problem_node, sampling_node, learn_scale = json.loads(key)
+    problem = build(OmegaConf.create(problem_node))
+    family = problem.family
+    if learn_scale:
+        try:
+            family = estimators.families.with_learned(family, ("scale",))
+        except ValueError:
+            return f"learn_scale applies to families with a scale block (gaussian), not {family.name}"
+    sampling = (sampling_node or {}).get("name", "independent")
+    try:
+        estimators.check(estimators.configure(build(OmegaConf.create(estimator_node))), family, sampling)
+    except estimators.Inapplicable as err:
+        return str(err)
+    return None
+
+
+def _applies(estimator, family, sampling: str) -> bool:
+    import estimators
+
+    try:
+        estimators.check(estimator, family, sampling)
+    except estimators.Inapplicable:
+        return False
+    return True
+
+
+@functools.cache
+def estimator_options() -> list[tuple[str, Any]]:
+    """(name, built estimator) of every option of the ``estimator`` group in conf/, for messages."""
+    import estimators
+
+    group = PROJECT_ROOT / "conf" / "estimator"
+    out = []
+    for path in sorted(group.glob("*.yaml")):
+        try:
+            out.append((path.stem, estimators.configure(build(_with_defaults(group, path.stem)))))
+        except Exception:  # an option this listing cannot compose alone: left out of the message only
+            continue
+    return out
+
+
+def _with_defaults(group: Path, name: str) -> DictConfig:
+    """Option ``name`` of a config group with its defaults list applied (same-group bases and
+    nested groups, ``override`` included): enough to build it outside a Hydra app."""
+    node = OmegaConf.load(group / f"{name}.yaml")
+    defaults = node.pop("defaults", [])
+    merged = OmegaConf.create({})
+    for entry in defaults:
+        if entry == "_self_":
+            merged = OmegaConf.merge(merged, node)
+        elif isinstance(entry, str):
+            merged = OmegaConf.merge(merged, _with_defaults(group, entry))
+        else:
+            ((sub, choice),) = entry.items()
+            sub = sub.removeprefix("override ").strip()
+            merged = OmegaConf.merge(merged, {sub: OmegaConf.load(group / sub / f"{choice}.yaml")})
+    return OmegaConf.merge(merged, node) if "_self_" not in defaults else merged
 
 
 def _unnamed(data: Any) -> Any:
@@ -211,11 +313,23 @@ def params(cfg: DictConfig) -> dict[str, str]:
     return {k: str(v) for k, v in flatten(resolved(cfg)) if k not in _TRACKING_ONLY}
 
 
+def _plain(data: Any) -> Any:
+    """``data`` without underscored keys (``_target_``, ``_partial_``, a preset's ``_sweep_``) at any depth."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items() if not (k.startswith("_") and k.endswith("_"))}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
 def config_hash(cfg: DictConfig) -> str:
-    """Identity of what a run computes: a hash of its resolved config minus ``tracking``."""
+    """Identity of what a run computes: a hash of its resolved config minus ``tracking``.
+
+    Underscored keys are left out at any depth: where code lives (``_target_``) and how it
+    is built (``_partial_``) are not what a run computes, so moving code re-runs nothing.
+    """
     data = resolved(cfg)
     data.pop("tracking", None)
-    # Underscored keys are bookkeeping (a preset's `_sweep_` grid), not what the run computes.
-    data = {k: v for k, v in data.items() if not (k.startswith("_") and k.endswith("_"))}
+    data = _plain(data)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

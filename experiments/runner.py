@@ -12,6 +12,7 @@ from estimators.sampling import independent
 from experiments import tracking
 from experiments.config import build, config_hash, params, resolved, validate
 from experiments.sgd import run_sgd
+from problems.base import HasCurves
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ def run_name(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
     return " ".join(parts)
 
 
-def compute(cfg: DictConfig):
+def compute(cfg: DictConfig, problem=None):
     """The run ``cfg`` describes, computed and returned (:class:`~experiments.sgd.RunResult`), not logged."""
-    problem = build(cfg.problem)
+    problem = build(cfg.problem) if problem is None else problem
     # The sampling scheme applies to every estimator: bound as its keyword, inside any wrapper.
     sampling = build(cfg.sampling) if "sampling" in cfg else independent
     estimator = estimators.configure(build(cfg.estimator), sampling=sampling)
@@ -61,16 +62,20 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     exception marks the run FAILED (KILLED on an interrupt) and propagates.
     """
     validate(cfg)
+    problem = build(cfg.problem)
     uri = cfg.tracking.uri
     sweep_id = cfg.tracking.sweep_id or tracking.new_sweep_id()
     tags = {
         "estimator": cfg.estimator.name,
         "problem": cfg.problem.name,
+        "family": problem.family.name,
         "sweep_id": sweep_id,
         "git_commit": tracking.git_commit(),
         "config_hash": config_hash(cfg),
         "run_kind": "job",
     }
+    if isinstance(problem, HasCurves):  # its own curves, by name: what the report reads
+        tags["curves"] = ",".join(problem.curves)
     run_id = tracking.start_run(
         uri,
         cfg.tracking.experiment,
@@ -81,7 +86,7 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     )
     error: BaseException | None = None
     try:
-        result = compute(cfg)
+        result = compute(cfg, problem)
         tracking.log_curves(uri, run_id, result.steps, result.curves, result.summary)
         tracking.log_files(
             uri,
@@ -95,10 +100,10 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
         tracking.end_run(uri, run_id, tracking.job_status(error))
     s = result.summary
     log.info(
-        "%s: final_dist=%.4g steps_to_tol=%d diverged=%d (run %s)",
+        "%s: final_loss=%.4g%s diverged=%d (run %s)",
         run_name(cfg, overrides),
-        s["final_dist"],
-        s["steps_to_tol"],
+        s["final_loss"],
+        f" final_dist={s['final_dist']:.4g} steps_to_tol={s['steps_to_tol']:.0f}" if "final_dist" in s else "",
         s["diverged"],
         run_id,
     )
