@@ -68,8 +68,6 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "estimator.baseline.pilot": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "problem.f": (lambda v: v in ("square", "exp", "cos"), "one of square, exp, cos"),
     "problem.k": (lambda v: _real(v) and math.isfinite(v), "a finite number (>= 0 for problem.f=exp)"),
-    "problem.target": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
-    "problem.logit0": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
     "problem.mu0": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
     "problem.sigma0": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "optimizer.beta1": (lambda v: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -157,11 +155,19 @@ def _family_of(cfg: DictConfig):
 
 @functools.lru_cache(maxsize=256)
 def _inapplicable(key: str) -> str | None:
-    """Why the configuration in ``key`` (estimator, problem, sampling, learn_scale) does not apply, or None."""
+    """Why the configuration in ``key`` (estimator, problem, sampling, learn_scale) does not apply, or None.
+
+    Raises :class:`ConfigError` for a problem that refuses one of its own keys."""
     import estimators
 
     estimator_node, problem_node, sampling_node, learn_scale = json.loads(key)
-    problem = build(OmegaConf.create(problem_node))
+    try:
+        problem = build(OmegaConf.create(problem_node))
+    except Exception as err:  # a problem checks its own keys (problems.base.require)
+        cause = err.__cause__ if err.__cause__ is not None else err
+        if isinstance(cause, ValueError) and str(cause).startswith("invalid "):
+            raise ConfigError(str(cause)) from None
+        raise
     family = problem.family
     if learn_scale:
         try:

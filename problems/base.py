@@ -69,6 +69,13 @@ class HasAnalyticGrad(Protocol):
         added to the estimate of the rest instead of being estimated."""
 
 
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """A problem's check of its own config key, in ``__post_init__``: the harness turns the
+    ValueError into its one-line refusal before anything is written."""
+    if not ok:
+        raise ValueError(f"invalid problem.{key}={value!r}: allowed: {allowed}")
+
+
 def optimum(problem) -> np.ndarray | None:
     """The problem's optimum x, or None where it has none."""
     return getattr(problem, "optimum", None) if isinstance(problem, HasOptimum) else None

@@ -27,6 +27,7 @@ import numpy as np
 
 from estimators import Bernoulli, BernoulliParams, spec
 from estimators.families import sigmoid
+from problems.base import require
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,14 @@ class BernoulliToy:
     target: float = 0.45
     logit0: float = 0.0
     family = Bernoulli()
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.dim, int) and not isinstance(self.dim, bool) and self.dim >= 1, "dim", self.dim,
+                "an integer >= 1")
+        for key in ("target", "logit0"):
+            value = getattr(self, key)
+            require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), key,
+                    value, "a finite number")
 
     @property
     def params0(self) -> BernoulliParams:

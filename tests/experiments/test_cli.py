@@ -187,6 +187,10 @@ CLI_BAD = [
     ("tracking.experiment=''", "tracking.experiment"),
     ("-m step_size=1e-3,-1", "step_size"),
     ("-m estimator=score_function,nope", "estimator"),
+    ("problem=bernoulli_toy estimator=reparameterization", "estimator=reparameterization"),
+    ("-m hydra.sweeper.params=null problem=bernoulli_toy estimator=score_function,reparameterization",
+     "estimator=reparameterization"),
+    ("problem=bernoulli_toy problem.target=nan", "problem.target"),
 ]
 
 

@@ -90,7 +90,8 @@ BAD_VALUES = [
     ("estimator/baseline=moving_average estimator.baseline.decay=1", "estimator.baseline.decay"),
     ("estimator/baseline=optimal estimator.baseline.pilot=0", "estimator.baseline.pilot"),
     ("problem=gaussian_expectation problem.f=sin", "problem.f"),
-    ("problem=gaussian_expectation problem.k=-1", "problem.k"),
+    # k may be any finite number for (x − k)² and cos(kx) (the reference study's panel has k < 0); not for exp.
+    ("problem=gaussian_expectation problem.f=exp problem.k=-1", "problem.k"),
     ("problem=gaussian_expectation problem.mu0=inf", "problem.mu0"),
     ("problem=gaussian_expectation problem.sigma0=0", "problem.sigma0"),
     ("optimizer=adam optimizer.beta1=1", "optimizer.beta1"),
@@ -99,9 +100,17 @@ BAD_VALUES = [
     ("problem=logistic_regression problem.prior_scale=0", "problem.prior_scale"),
     ("problem=logistic_regression problem.test_fraction=1", "problem.test_fraction"),
     ("problem=logistic_regression problem.split_seed=-1", "problem.split_seed"),
+    ("problem=bernoulli_toy problem.target=nan", "problem.target"),
+    ("problem=bernoulli_toy problem.logit0=inf", "problem.logit0"),
+    ("problem=bernoulli_toy problem.logit0=abc", "problem.logit0"),
     # Constraints between keys.
     ("estimator/baseline=leave_one_out samples=1", "estimator/baseline=leave_one_out"),
     ("estimator/baseline=leave_one_out samples=4 sampling=antithetic", "estimator/baseline=leave_one_out"),
+    # What applies to the problem's distribution family.
+    ("problem=bernoulli_toy estimator=reparameterization", "estimator=reparameterization"),
+    ("problem=bernoulli_toy estimator=score_function_delta", "estimator=score_function_delta"),
+    ("problem=bernoulli_toy estimator/control_variate=delta", "estimator=score_function"),
+    ("problem=bernoulli_toy learn_scale=true", "learn_scale"),
 ]
 
 
@@ -126,6 +135,36 @@ def test_params_are_flat_and_hash_ignores_where_runs_go(compose_config):
     elsewhere = compose_config("step_size=0.5", "tracking.uri=sqlite:////tmp/elsewhere.db")
     assert config_hash(cfg) == config_hash(elsewhere)
     assert config_hash(cfg) != config_hash(compose_config("step_size=0.25"))
+
+
+def test_family_refusals_name_the_estimators_that_apply(compose_config):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config("problem=bernoulli_toy", "estimator=reparameterization"))
+    message = str(err.value)
+    assert "bernoulli family" in message
+    allowed = message.split("allowed: estimator=")[1].split(",")
+    assert "score_function" in allowed and "measure_valued" in allowed and "reparameterization" not in allowed
+    assert "score_function_delta" not in allowed
+
+
+def test_problem_k_may_be_negative_for_square_and_cos(compose_config):
+    for f in ("square", "cos"):
+        validate(compose_config("problem=gaussian_expectation", f"problem.f={f}", "problem.k=-2.5"))
+
+
+def test_hash_does_not_depend_on_where_the_code_lives(compose_config):
+    """Moving a module changes ``_target_``, not what a run computes: the hash stays."""
+    from omegaconf import open_dict
+
+    cfg = compose_config("estimator/baseline=optimal")
+    moved = compose_config("estimator/baseline=optimal")
+    with open_dict(moved):
+        moved.problem._target_ = "somewhere.else.Quadratic"
+        moved.estimator._target_ = "somewhere.else.score_function"
+        moved.estimator.baseline._target_ = "somewhere.else.optimal"
+        moved.estimator._partial_ = False
+    assert config_hash(cfg) == config_hash(moved)
+    assert config_hash(cfg) != config_hash(compose_config("estimator/baseline=moving_average"))
 
 
 @pytest.mark.parametrize(
