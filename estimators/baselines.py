@@ -36,12 +36,12 @@ class Baseline(NamedTuple):
     # b_i is built from the other samples of its set: unbiased only if they are independent
     # of sample i, so not with antithetic or quasi-Monte Carlo sets.
     uses_set: bool = False
-    name: str = "none"
+    name: str = "unnamed"
     order: int = 0  # innermost: a control variate wraps the estimator with its baseline
 
     def wrap(self, estimator):
         """The score-function ``estimator`` with this baseline; None for no baseline (b = 0)."""
-        return None if self.name == "none" else WithBaseline(estimator, self)
+        return None if self.value is _zero else WithBaseline(estimator, self)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _zero(weights, scores, state, pilot):
     return 0.0
 
 
-NONE = Baseline(_zero)
+NONE = Baseline(_zero, name="none")
 
 
 def none() -> Baseline:

@@ -29,15 +29,19 @@ class ControlVariate(NamedTuple):
     surrogate: Callable[..., Any]
     expected_grad: Callable[..., np.ndarray]
     families: tuple[str, ...] = ()
-    name: str = "none"
+    name: str = "unnamed"
     order: int = 1  # outermost: a baseline inside it sees the residual f − h
 
     def wrap(self, estimator):
         """``estimator`` with this control variate; None for no control variate (h = 0)."""
-        return None if self.name == "none" else WithControlVariate(estimator, self)
+        return None if self.surrogate is _no_surrogate else WithControlVariate(estimator, self)
 
 
-NONE = ControlVariate(lambda f, family, params: None, lambda f, family, params: None)
+def _no_surrogate(f, family, params):
+    return None
+
+
+NONE = ControlVariate(_no_surrogate, lambda f, family, params: None, name="none")
 
 
 def none() -> ControlVariate:

@@ -6,12 +6,34 @@ import math
 
 import numpy as np
 
+import estimators
+from estimators import Gaussian, GaussianParams
+
 Z = 5.0  # standard errors allowed; a correct estimator fails one check with probability ~6e-7
 
 
-def estimates(estimator, problem, mean, scale, samples, replicates, seed):
-    """``replicates`` independent ``samples``-sample estimates (shape (replicates, k)), in one call."""
-    return estimator(problem, mean, scale, np.random.default_rng(seed), (replicates, samples)).mean(axis=1)
+def family_estimates(estimator, f, family, params, samples, replicates, seed):
+    """``replicates`` independent ``samples``-sample estimates (shape (replicates, k)) under ``family``, in one call."""
+    return estimator(f, family, params, np.random.default_rng(seed), (replicates, samples)).mean(axis=1)
+
+
+def estimates(estimator, problem, mean, scale, samples, replicates, seed, learn_scale=False):
+    """``replicates`` independent ``samples``-sample estimates (shape (replicates, k)) under N(mean, diag scale²),
+    of the mean gradient, and of the scale gradient too with ``learn_scale``, in one call."""
+    return family_estimates(estimator, problem, Gaussian(learn_scale=learn_scale), GaussianParams(mean, scale),
+                            samples, replicates, seed)
+
+
+def exact_grad(problem, mean, scale, learn_scale=False) -> np.ndarray:
+    """The problem's ∇_μ L at N(mean, diag scale²), followed by ∇_σ L with ``learn_scale``."""
+    g = problem.exact_grad(GaussianParams(mean, scale))
+    return np.concatenate([g.mean, g.scale]) if learn_scale else np.asarray(g.mean)
+
+
+def exact_variance(problem, estimator, mean, scale, samples, learn_scale=False) -> dict:
+    """The problem's exact variance per learned block ({} where unknown) for ``estimator``'s configuration."""
+    return problem.exact_variance(estimators.describe(estimator), Gaussian(learn_scale=learn_scale),
+                                  GaussianParams(mean, scale), samples)
 
 
 def assert_unbiased(est: np.ndarray, truth: np.ndarray) -> None:

@@ -14,11 +14,16 @@ import numpy as np
 import pytest
 
 import estimators
-from estimators import baselines
+from estimators import Gaussian, GaussianParams, baselines
 from problems.quadratic import Quadratic
-from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
+from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates, exact_grad
 
 SF = estimators.score_function
+
+
+def with_baseline(baseline):
+    """The score function with ``baseline``, as the config path builds it."""
+    return estimators.configure(functools.partial(SF, baseline=baseline))
 
 
 def constant_baseline_variance(a: float, sigma: float, b: float) -> float:
@@ -33,8 +38,9 @@ def one_dim(a=3.0, sigma=0.7):
 
 def test_no_baseline_is_the_plain_estimator_bit_for_bit():
     problem, theta = one_dim()
-    plain = SF(problem, theta, 0.7, np.random.default_rng(4), 50)
-    none = SF(problem, theta, 0.7, np.random.default_rng(4), 50, baseline=baselines.none())
+    params = GaussianParams(theta, 0.7)
+    plain = SF(problem, Gaussian(), params, np.random.default_rng(4), 50)
+    none = with_baseline(baselines.none())(problem, Gaussian(), params, np.random.default_rng(4), 50)
     np.testing.assert_array_equal(plain, none)
 
 
@@ -42,9 +48,10 @@ def test_no_baseline_is_the_plain_estimator_bit_for_bit():
 def test_moving_average_at_a_given_state_is_that_constant_baseline(b):
     """The estimate at carried state b uses b; its variance is the constant-baseline closed form."""
     problem, theta = one_dim()
-    est = estimates(lambda *args: SF(*args, baseline=baselines.moving_average(0.9), state=b)[0],
+    ma = with_baseline(baselines.moving_average(0.9))
+    est = estimates(lambda *args: ma(*args, state=b)[0],
                     problem, theta, 0.7, samples=1, replicates=400_000, seed=3)
-    truth = problem.true_grad(theta)
+    truth = exact_grad(problem, theta, 0.7)
     assert_unbiased(est, truth)
     assert_variance(est, truth, constant_baseline_variance(3.0, 0.7, b))
 
@@ -55,9 +62,9 @@ def test_moving_average_update_and_state_threading():
     assert ma.init == 0.0
     rng = np.random.default_rng(0)
     eps = np.random.default_rng(0).standard_normal((6, 1))
-    _, state = SF(problem, theta, 0.7, rng, 6, baseline=ma, state=2.0)
+    _, state = with_baseline(ma)(problem, Gaussian(), GaussianParams(theta, 0.7), rng, 6, state=2.0)
     assert state == pytest.approx(0.8 * 2.0 + 0.2 * problem(theta + 0.7 * eps).mean())
-    assert estimators.initial_state(functools.partial(SF, baseline=ma)) == 0.0
+    assert estimators.initial_state(with_baseline(ma)) == 0.0
     assert estimators.initial_state(SF) is None
 
 
@@ -81,9 +88,9 @@ def test_optimal_baseline_estimates_the_variance_optimal_constant():
 def test_optimal_baseline_is_unbiased_and_near_the_optimal_variance():
     """Its variance is Var(b*) plus E[(b̂ − b*)²]E[s²], a fraction of order 1/pilot above it."""
     problem, theta = one_dim()
-    est = estimates(functools.partial(SF, baseline=baselines.optimal(pilot=200)), problem, theta, 0.7,
+    est = estimates(with_baseline(baselines.optimal(pilot=200)), problem, theta, 0.7,
                     samples=1, replicates=50_000, seed=8)
-    truth = problem.true_grad(theta)
+    truth = exact_grad(problem, theta, 0.7)
     assert_unbiased(est, truth)
     sq = ((est - truth) ** 2).sum(axis=1)
     best, plain = constant_baseline_variance(3.0, 0.7, 9.0 + 3 * 0.49), constant_baseline_variance(3.0, 0.7, 0.0)
@@ -96,11 +103,12 @@ def test_optimal_baseline_is_unbiased_and_near_the_optimal_variance():
 def test_leave_one_out_is_unbiased_and_equals_the_rescaled_centred_estimate(samples):
     problem = Quadratic(dim=3, distance=4.0, sigma=0.8)
     theta = np.array([0.3, -0.2, 1.0])
-    est = estimates(functools.partial(SF, baseline=baselines.leave_one_out()), problem, theta, 0.8,
+    est = estimates(with_baseline(baselines.leave_one_out()), problem, theta, 0.8,
                     samples=samples, replicates=200_000, seed=5)
-    assert_unbiased(est, problem.true_grad(theta))
+    assert_unbiased(est, exact_grad(problem, theta, 0.8))
     # The identity with the centred form, sample by sample, on the same noise.
-    g = SF(problem, theta, 0.8, np.random.default_rng(1), samples, baseline=baselines.leave_one_out())
+    g = with_baseline(baselines.leave_one_out())(problem, Gaussian(), GaussianParams(theta, 0.8),
+                                                 np.random.default_rng(1), samples)
     eps = np.random.default_rng(1).standard_normal((samples, 3))
     f = problem(theta + 0.8 * eps)
     centred = ((f - f.mean())[:, None] * eps / 0.8).mean(axis=0)
@@ -110,7 +118,8 @@ def test_leave_one_out_is_unbiased_and_equals_the_rescaled_centred_estimate(samp
 def test_leave_one_out_needs_two_samples():
     problem, theta = one_dim()
     with pytest.raises(ValueError, match="at least 2"):
-        SF(problem, theta, 0.7, np.random.default_rng(0), 1, baseline=baselines.leave_one_out())
+        with_baseline(baselines.leave_one_out())(problem, Gaussian(), GaussianParams(theta, 0.7),
+                                                 np.random.default_rng(0), 1)
 
 
 def test_invalid_baseline_parameters_are_refused():

@@ -8,25 +8,25 @@ import numpy as np
 import pytest
 
 import estimators
-from estimators import control_variates
+from estimators import Gaussian, GaussianParams, control_variates
 from problems.gaussian_expectation import GaussianExpectation
 from problems.quadratic import Quadratic
-from tests.estimators.checks import assert_unbiased, assert_variance, estimates
+from tests.estimators.checks import assert_unbiased, assert_variance, estimates, exact_grad, exact_variance
 
-SF_DELTA = functools.partial(estimators.score_function, control_variate=control_variates.delta())
+# The score function wrapped in the control variate, as the config path builds it.
+SF_DELTA = estimators.configure(functools.partial(estimators.score_function, control_variate=control_variates.delta()))
 
 
-@pytest.mark.parametrize("with_scale", [False, True])
-def test_exact_on_a_quadratic(with_scale):
+@pytest.mark.parametrize("learn_scale", [False, True])
+def test_exact_on_a_quadratic(learn_scale):
     """f equals its second-order expansion: every sample gives the exact gradient (2(θ − x), 2σ)."""
     problem = Quadratic(dim=3, distance=5.0, sigma=0.6)
     theta, scale = np.array([0.5, -1.0, 2.0]), np.array([0.6, 1.0, 0.2])
-    g = SF_DELTA(problem, theta, scale, np.random.default_rng(0), 100, with_scale=with_scale)
-    truth = problem.true_grad(theta)
-    if with_scale:
-        truth = np.concatenate([truth, problem.true_grad_scale(theta, scale)])
+    g = SF_DELTA(problem, Gaussian(learn_scale=learn_scale), GaussianParams(theta, scale), np.random.default_rng(0),
+                 100)
+    truth = exact_grad(problem, theta, scale, learn_scale=learn_scale)
     np.testing.assert_allclose(g, np.broadcast_to(truth, g.shape), rtol=1e-9, atol=1e-9)
-    assert problem.grad_variance_exact(SF_DELTA, theta, 1) == 0.0
+    assert exact_variance(problem, SF_DELTA, theta, problem.sigma, 1)["mean"] == 0.0
 
 
 def test_expected_gradient_of_the_surrogate():
@@ -34,19 +34,20 @@ def test_expected_gradient_of_the_surrogate():
     problem = GaussianExpectation(f="exp", k=0.7, dim=2)
     mean, scale = np.array([0.3, -0.9]), np.array([0.5, 1.2])
     cv = control_variates.delta()
-    g_mean, g_scale = cv.expected_grad(problem, mean, scale)
+    family, params = Gaussian(learn_scale=True), GaussianParams(mean, scale)
+    g_mean, g_scale = np.split(cv.expected_grad(problem, family, params), 2)
     np.testing.assert_allclose(g_mean, problem.grad(mean))
     np.testing.assert_allclose(g_scale, np.diagonal(problem.hessian(mean)) * scale)
 
     class Surrogate:  # h as an integrand, with its own exact gradient ∇h(z) = ∇f(μ) + H(z − μ)
         def __call__(self, z):
-            return cv.value(problem, mean, scale, z)
+            return cv.surrogate(problem, family, params)(z)
 
         def grad(self, z):
             return problem.grad(mean) + (z - mean) @ problem.hessian(mean)
 
-    est = estimates(functools.partial(estimators.reparameterization, with_scale=True), Surrogate(), mean, scale,
-                    samples=1, replicates=200_000, seed=3)
+    est = estimates(estimators.reparameterization, Surrogate(), mean, scale,
+                    samples=1, replicates=200_000, seed=3, learn_scale=True)
     assert_unbiased(est, np.concatenate([g_mean, g_scale]))
 
 
@@ -54,9 +55,9 @@ def test_expected_gradient_of_the_surrogate():
 def test_unbiased_with_the_exact_variance_of_its_residual(f, k):
     problem = GaussianExpectation(f=f, k=k, dim=2)
     mean, scale = np.array([0.4, 1.0]), np.array([1.0, 0.6])
-    est = estimates(functools.partial(SF_DELTA, with_scale=True), problem, mean, scale, samples=2,
-                    replicates=200_000, seed=7)
-    truth = np.concatenate([problem.true_grad(mean, scale), problem.true_grad_scale(mean, scale)])
+    est = estimates(SF_DELTA, problem, mean, scale, samples=2,
+                    replicates=200_000, seed=7, learn_scale=True)
+    truth = exact_grad(problem, mean, scale, learn_scale=True)
     assert_unbiased(est, truth)
-    exact = problem.grad_variance_blocks(functools.partial(SF_DELTA, with_scale=True), mean, scale, 2)
+    exact = exact_variance(problem, SF_DELTA, mean, scale, 2, learn_scale=True)
     assert_variance(est, truth, exact["mean"] + exact["scale"])

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import estimators
-from estimators.measure_valued import double_sided_maxwell, rayleigh
+from estimators import Gaussian, GaussianParams
+from estimators.families import double_sided_maxwell, rayleigh
 from problems.quadratic import Quadratic
-from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates
+from tests.estimators.checks import Z, assert_unbiased, assert_variance, estimates, exact_grad, exact_variance
 
 MV = estimators.measure_valued
 UNCOUPLED = functools.partial(MV, coupling=False)
@@ -40,27 +41,27 @@ def test_variates_have_their_distributions():
 @pytest.mark.parametrize("d, D, sigma, N", SETTINGS)
 def test_mean_gradient_unbiased_with_the_closed_form_variance(estimator, d, D, sigma, N):
     problem = Quadratic(dim=d, distance=D, sigma=sigma)
-    theta = problem.theta0 + 0.3 * problem.optimum - 0.5
+    theta = problem.params0.mean + 0.3 * problem.optimum - 0.5
     est = estimates(estimator, problem, theta, sigma, samples=N, replicates=200_000, seed=1)
-    truth = problem.true_grad(theta)
+    truth = exact_grad(problem, theta, sigma)
     assert_unbiased(est, truth)
-    assert_variance(est, truth, problem.grad_variance_exact(estimator, theta, N))
+    assert_variance(est, truth, exact_variance(problem, estimator, theta, sigma, N)["mean"])
 
 
 @pytest.mark.parametrize("estimator", [MV, UNCOUPLED], ids=["coupled", "uncoupled"])
 def test_scale_gradient_unbiased_per_coordinate_scale(estimator):
     problem = Quadratic(dim=3, distance=2.0, sigma=1.0)
     theta, scale = np.array([0.1, 0.5, -0.3]), np.array([0.5, 1.0, 2.0])
-    est = estimates(functools.partial(estimator, with_scale=True), problem, theta, scale, samples=2,
-                    replicates=200_000, seed=2)
-    assert_unbiased(est, np.concatenate([problem.true_grad(theta), problem.true_grad_scale(theta, scale)]))
+    est = estimates(estimator, problem, theta, scale, samples=2,
+                    replicates=200_000, seed=2, learn_scale=True)
+    assert_unbiased(est, exact_grad(problem, theta, scale, learn_scale=True))
 
 
 def test_coupling_reduces_the_variance_on_the_quadratic():
     """(16/π − 4)s against [8(2 − π/2)s + 8dσ² + 8(d − 1)s + 4d(d − 1)σ²]/(2π)."""
     problem = Quadratic(dim=2, distance=3.0)
-    coupled = problem.grad_variance_exact(MV, problem.theta0, 1)
-    uncoupled = problem.grad_variance_exact(UNCOUPLED, problem.theta0, 1)
+    coupled = exact_variance(problem, MV, problem.params0.mean, problem.sigma, 1)["mean"]
+    uncoupled = exact_variance(problem, UNCOUPLED, problem.params0.mean, problem.sigma, 1)["mean"]
     assert coupled == pytest.approx((16 / math.pi - 4) * 9.0)
     assert coupled < uncoupled
 
@@ -68,8 +69,9 @@ def test_coupling_reduces_the_variance_on_the_quadratic():
 def test_shares_nothing_it_should_not_and_draws_one_block_of_noise():
     """One call draws (…, widths·d) normals from the scheme: same rng state, same estimate."""
     problem = Quadratic(dim=2, distance=1.0)
-    a = MV(problem, np.zeros(2), 1.0, np.random.default_rng(3), (4, 3), with_scale=True)
-    b = MV(problem, np.zeros(2), 1.0, np.random.default_rng(3), (4, 3), with_scale=True)
+    family, params = Gaussian(learn_scale=True), GaussianParams(np.zeros(2), 1.0)
+    a = MV(problem, family, params, np.random.default_rng(3), (4, 3))
+    b = MV(problem, family, params, np.random.default_rng(3), (4, 3))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (4, 3, 4)
 
@@ -84,7 +86,7 @@ def test_background_is_the_base_noise_the_other_estimators_draw():
             return super().__call__(z)
 
     problem, theta = Spy(dim=3, distance=1.0, sigma=0.5), np.array([0.1, 0.2, 0.3])
-    MV(problem, theta, 0.5, np.random.default_rng(8), 5)
+    MV(problem, Gaussian(), GaussianParams(theta, 0.5), np.random.default_rng(8), 5)
     eps = np.random.default_rng(8).standard_normal((5, 3))
     off = ~np.eye(3, dtype=bool)
     np.testing.assert_allclose(seen[0][:, off], np.broadcast_to((theta + 0.5 * eps)[:, None, :], (5, 3, 3))[:, off])

@@ -101,9 +101,9 @@ def test_grad_variance_at_start_matches_closed_form(sweep):
             for key in ("grad_variance", "grad_variance_se", "grad_variance_exact")
         }
         problem = Quadratic(dim=2, distance=float(run["params.problem.distance"]))
-        estimator = getattr(estimators, run["params.estimator.name"])
+        config = estimators.spec(run["params.estimator.name"])
         assert at_start["grad_variance_exact"] == pytest.approx(
-            problem.grad_variance_exact(estimator, problem.theta0, 1))
+            problem.exact_variance(config, problem.family, problem.params0, 1)["mean"])
         assert abs(at_start["grad_variance"] - at_start["grad_variance_exact"]) < 5 * at_start["grad_variance_se"]
 
 
