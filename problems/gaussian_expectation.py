@@ -11,7 +11,7 @@ Exact gradients in μ and σ follow from these closed forms. Exact variances of 
 estimators (independent sampling, no baseline) are computed by quadrature of
 one-dimensional integrals: the coordinates are independent and f is a sum over them, so
 every second moment reduces to moments of one coordinate (see :meth:`GaussianExpectation.
-grad_variance_blocks`).
+exact_variance`).
 """
 
 from __future__ import annotations
