@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import PROJECT_ROOT, ConfigError, redact_uri, validate
 from experiments.report import figures, tables
-from experiments.report.data import Sweep, read_sweep, variance_study
+from experiments.report.data import Sweep, read_sweep, trajectories, variance_study
 
 PACKAGES = ("numpy", "pandas", "matplotlib", "seaborn", "pillow", "mlflow", "hydra-core", "omegaconf")
 # Files a report owns in its folder; a rebuild removes stale ones (a setting that is gone).
@@ -67,6 +67,7 @@ def build_report(cfg: DictConfig) -> Path:
     _check(cfg)
     sid = cfg.get("sweep_id")
     sweep = read_sweep(cfg.tracking.uri, cfg.tracking.experiment, None if sid is None else str(sid))
+    sweep.trajectories = trajectories(sweep.uri, sorted(tables.trajectory_runs(sweep.runs, sweep.factors)["run_id"]))
     out = report_dir(cfg.output_dir, sweep.experiment, sweep.sweep_id)
     index = write_report(sweep, out, Options(cfg.dpi, cfg.animation_frames), rebuild=_command(cfg, sweep))
     if cfg.get("log_to_mlflow", True) and sweep.parent:
@@ -99,23 +100,29 @@ def _tolerance(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
 
 
 def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild: str = "") -> Path:
-    """Write ``summary.csv``, ``fair_comparison.csv``, the figures and ``index.html`` into ``out``."""
+    """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance only), the figures
+    and ``index.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for pattern in OWNED:
         for stale in out.glob(pattern):
             stale.unlink()
     runs, factors = sweep.runs, sweep.factors
     summary = tables.summary_table(runs, factors)
-    best = tables.best_steps(runs, factors)
     _csv(summary, out / "summary.csv")
-    _csv(_fair(best, factors), out / "fair_comparison.csv")
+    distance = tables.has_distance(runs)
+    # Steps to tolerance rank the step sizes: only runs with an optimum have a fair comparison.
+    best = tables.best_steps(runs[distance], factors) if distance.any() else None
+    if best is not None:
+        _csv(_fair(best, factors), out / "fair_comparison.csv")
     start = tables.variance_at_start(sweep)
     dist = tables.bands(sweep, "dist_to_opt")
+    loss = tables.bands(sweep, "loss")
     var = tables.bands(sweep, "grad_variance")
+    exact = tables.bands(sweep, "grad_variance_exact")
     tol = _tolerance(runs, factors)
     picks = tables.trajectory_runs(runs, factors)
-    # Curves that only logistic regression logs; +inf after a divergence would read as "best" there.
-    logreg = {key: tables.bands(sweep, key, far_after_stop=False) for key in ("elbo", "test_accuracy")}
+    # The problem's own curves: +inf after a divergence would read as "best" for some (an ELBO).
+    own = {key: tables.bands(sweep, key, far_after_stop=False) for key in sweep.problem_curves}
     colors = figures.palette(sorted(runs["estimator"].unique()))
     sections = []
     study = tables.variance_vs_k(sweep)
@@ -125,21 +132,28 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
         figures.save_png(figures.variance_vs_k(
             study, colors, "Gradient variance at θ₀ against k, per test function f and parameter block",
             samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?")), out / "variance_vs_k.png", options.dpi)
-        sections.append(("", [("variance_vs_k", ["variance_vs_k.png"], "")]))
+        sections.append(("", [("variance_vs_k", ["variance_vs_k.png"], "", "")]))
     all_settings = tables.settings(runs, sweep.extras)
     for setting in all_settings:
         suffix = "" if len(all_settings) == 1 else "--" + _safe(tables.label(setting).replace(" = ", "-"))
         where = f" ({tables.label(setting)})" if setting else ""
+        members = tables.select(runs, setting)
+        done = members[members["complete"]]
         sub = {
             "table": tables.select(summary, setting),
-            "best": tables.select(best, setting),
+            "best": tables.select(best, setting) if best is not None else None,
             "start": tables.select(start, setting),
             "dist": tables.select(dist, setting),
+            "loss": tables.select(loss, setting),
             "var": tables.select(var, setting),
+            "exact": tables.select(exact, setting),
             "tol": tables.select(tol, setting),
             "picks": _planar(tables.select(picks, setting), sweep.trajectories),
-            "logreg": {key: tables.select(band, setting) for key, band in logreg.items()},
+            "own": {key: tables.select(band, setting) for key, band in own.items()},
             "study": bool(len(study)),
+            "distance": bool(tables.has_distance(members).any()),
+            # Runs that only measured at θ₀ have one point per curve: nothing to draw against step.
+            "at_start": bool(len(done)) and "steps" in done and bool((done["steps"] == 0).all()),
         }
         sections.append((where, _figures(sub, colors, out, suffix, where, options)))
     index = out / "index.html"
@@ -183,11 +197,14 @@ CAPTIONS = {
         "test function, against its parameter k, as in Mohamed et al. (JMLR 2020), figure 2: measured "
         "(points, ± 1 standard error) and in closed form (lines, where known). Numbers: variance_vs_k.csv.",
     ),
-    "logreg_curves": (
-        "ELBO and test accuracy",
-        "Bayesian logistic regression: the ELBO of the learned Gaussian posterior and its test accuracy "
-        "against step, median over seeds with the inter-quartile band; a diverged run counts up to "
-        "its last logged step.",
+    "distance": (
+        "Sections that need a distance",
+        "They measure ‖θ_t − x‖ or ‖x − θ₀‖, which takes a problem with a known optimum x.",
+    ),
+    "at_start": (
+        "Curves against step",
+        "Convergence, loss, gradient variance along the trajectory and the problem's own curves are "
+        "drawn against step t: a run that measured at θ₀ only has one point of each.",
     ),
     "convergence": (
         "Convergence",
@@ -206,11 +223,22 @@ CAPTIONS = {
         "to tolerance, then fewest divergences): the steps it needs there, with the inter-quartile "
         "range over seeds. Hatched: the tolerance is not reached within the budget.",
     ),
+    "loss": (
+        "Loss",
+        "L(θ_t) = E_q[f] against step: median over seeds, band from the first to the third quartile. "
+        "A diverged run counts as infinitely bad after it stopped, so a curve ends where half its runs "
+        "have diverged.",
+    ),
     "variance_along_trajectory": (
         "Gradient variance along the trajectory",
         "Measured tr Cov of the gradient estimate at θ_t against step (median and inter-quartile "
-        "band over seeds). On the quadratic problem the score function's variance falls as θ_t nears x "
-        "and the reparameterization's stays flat.",
+        "band over seeds), and its exact value at θ_t (dashed, median over seeds) where the problem "
+        "knows it for the estimator.",
+    ),
+    "problem_curves": (
+        "Curves of the problem",
+        "The curves the problem declares, against step: median over seeds with the inter-quartile "
+        "band; a diverged run counts up to its last logged step.",
     ),
     "trajectories": (
         "Trajectories in the plane",
@@ -222,56 +250,78 @@ CAPTIONS = {
 
 
 def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, options: Options) -> list[tuple]:
-    """Draw one setting's figures; returns (name, file names, note) per figure."""
+    """Draw one setting's figures; returns (name, file names, note, heading or "") per figure."""
     made = []
 
-    def save(name: str, fig) -> None:
+    def save(name: str, fig, heading: str = "") -> None:
         figures.save_png(fig, out / f"{name}{suffix}.png", options.dpi)
-        made.append((name, [f"{name}{suffix}.png"], ""))
+        made.append((name, [f"{name}{suffix}.png"], "", heading))
 
     def skip(name: str, why: str) -> None:
-        made.append((name, [], why))
+        made.append((name, [], why, ""))
 
     start = sub["start"]
-    if len(start) and (start["mean"].notna() & (start["problem.distance"] > 0)).any():
-        save("variance_vs_distance", figures.variance_vs_distance(
-            start, colors, "Gradient variance at θ₀ against distance D" + where))
-    elif sub.get("study"):
-        skip("variance_vs_distance", "Runs at θ₀ over several k, no distance D: see the variance against k above.")
+    at_distance = "problem.distance" in start and (start["mean"].notna() & (start["problem.distance"] > 0)).any()
+    if sub["distance"]:
+        if at_distance:
+            save("variance_vs_distance", figures.variance_vs_distance(
+                start, colors, "Gradient variance at θ₀ against distance D" + where))
+        elif sub["study"]:
+            skip("variance_vs_distance",
+                 "Runs at θ₀ over several k, no distance D: see the variance against k above.")
+        else:
+            skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
     else:
-        skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
-    if len(sub["dist"]):
-        save("convergence", figures.convergence(sub["dist"], sub["table"], sub["tol"], colors,
-                                                r"Convergence: $\|\theta_t - x\|$, median and IQR over seeds" + where))
+        skip("distance", "The problem has no optimum (its runs logged no distance): no variance against D, "
+                         "convergence to tolerance, outcomes by final distance, fair comparison by steps to "
+                         "tolerance, or trajectories in the plane.")
+    if sub["at_start"]:
+        skip("at_start", "Runs measured at θ₀ only (steps = 0): no curve against step.")
+    elif sub["distance"]:
+        if len(sub["dist"]):
+            save("convergence", figures.convergence(
+                sub["dist"], sub["table"], sub["tol"], colors,
+                r"Convergence: $\|\theta_t - x\|$, median and IQR over seeds" + where))
+        else:
+            skip("convergence", "No complete run: no curve to draw.")
+    elif len(sub["loss"]):
+        save("loss", figures.curves({"loss": sub["loss"]}, colors, "Loss, median and IQR over seeds" + where))
     else:
-        skip("convergence", "No complete run: no curve to draw.")
-    if len(sub["table"]):
-        save("outcomes", figures.outcomes(sub["table"], "Outcomes: median final distance, diverged runs" + where))
-    if len(sub["best"]):
-        save("fair_comparison", figures.fair_comparison(
-            sub["best"], colors, "Each estimator at its best step size: steps to tolerance" + where))
-    else:
-        skip("fair_comparison", "No complete run: no step size to compare.")
-    if len(sub["var"]):
-        save("variance_along_trajectory", figures.variance_along(
-            sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where))
-    else:
-        skip("variance_along_trajectory", "No complete run: no curve to draw.")
-    curves = {key: band for key, band in sub.get("logreg", {}).items() if len(band)}
-    if curves:
-        if not len(sub["var"]):  # not drawn above: here, beside the ELBO
-            curves["grad_variance"] = sub["var"]
-        save("logreg_curves", figures.curves(
-            curves, colors, "Logistic regression: ELBO and test accuracy, median and IQR over seeds" + where))
-    if sub["picks"]:
-        save("trajectories", figures.trajectories(sub["picks"], "Trajectories θ_t in the plane" + where))
-        gif = f"trajectories{suffix}.gif"
-        figures.trajectory_gif(sub["picks"], colors, out / gif, frames=options.animation_frames,
-                               title="Trajectories θ_t in the plane" + where)
-        made[-1][1].append(gif)
-    else:
-        skip("trajectories", "No complete 2-d run with a logged trajectory: nothing to draw in the plane.")
+        skip("loss", "No complete run: no curve to draw.")
+    if sub["distance"]:
+        if len(sub["table"]):
+            save("outcomes", figures.outcomes(sub["table"], "Outcomes: median final distance, diverged runs" + where))
+        if sub["best"] is not None and len(sub["best"]):
+            save("fair_comparison", figures.fair_comparison(
+                sub["best"], colors, "Each estimator at its best step size: steps to tolerance" + where))
+        else:
+            skip("fair_comparison", "No complete run: no step size to compare.")
+    if not sub["at_start"]:
+        if len(sub["var"]):
+            save("variance_along_trajectory", figures.variance_along(
+                sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where, exact=sub["exact"]))
+        else:
+            skip("variance_along_trajectory", "No complete run: no curve to draw.")
+        own = {key: band for key, band in sub["own"].items() if len(band)}
+        if own:
+            names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in own])
+            save("problem_curves", figures.curves(own, colors, f"{names}, median and IQR over seeds" + where),
+                 heading=f"Curves of the problem: {names}")
+    if sub["distance"]:
+        if sub["picks"]:
+            save("trajectories", figures.trajectories(sub["picks"], "Trajectories θ_t in the plane" + where))
+            gif = f"trajectories{suffix}.gif"
+            figures.trajectory_gif(sub["picks"], colors, out / gif, frames=options.animation_frames,
+                                   title="Trajectories θ_t in the plane" + where)
+            made[-1][1].append(gif)
+        else:
+            skip("trajectories", "No complete 2-d run with a logged trajectory: nothing to draw in the plane.")
     return made
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b, and c``."""
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + ", and " + items[-1]
 
 
 # --- HTML -----------------------------------------------------------------------------
@@ -367,7 +417,23 @@ def _missing_html(sweep: Sweep) -> str:
     return "".join(parts)
 
 
-def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame, sections: list, rebuild: str) -> str:
+# What each summary column holds, for the page's description of the table.
+COLUMNS = {
+    "runs": "completed runs",
+    "failed": "failed runs",
+    "diverged_fraction": "fraction diverged",
+    "median_final_dist": "median final ‖θ_T − x‖",
+    "median_steps_to_tol": "median steps to tolerance (T + 1 when never reached)",
+    "median_final_loss": "median final loss L(θ_T)",
+    "mean_grad_variance": "mean over runs of the mean measured gradient variance",
+    "median_grad_variance": "median over runs of the same",
+    tables.RATIO: f"that variance over the {tables.REFERENCE}'s in the same cell",
+}
+FACTORS = {"step_size": "step size", "problem.distance": "distance"}
+
+
+def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | None, sections: list,
+          rebuild: str) -> str:
     parent = sweep.parent or {"run_id": "–", "status": "–", "tags": {}, "metrics": {}}
     tags = parent["tags"]
     commits = set(sweep.runs["git_commit"].dropna()) | ({tags["git_commit"]} if "git_commit" in tags else set())
@@ -390,11 +456,11 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame, se
         f'<tr><th class="t">{_e(k)}</th><td class="t">{f"<code>{_e(v)}</code>" if k == "rebuild" else _e(v)}</td></tr>'
         for k, v in prov
     )
+    csvs = ["summary.csv"] + (["fair_comparison.csv"] if best is not None else [])
     body = [
         f"<h1>mcgrad-bench report: sweep {_e(sweep.sweep_id)}</h1>",
         "<p>Built from the tracking store alone; no estimator was run. Files beside this page: "
-        '<a href="summary.csv">summary.csv</a>, <a href="fair_comparison.csv">fair_comparison.csv</a> '
-        "and each figure as PNG.</p>",
+        + ", ".join(f'<a href="{c}">{c}</a>' for c in csvs) + " and each figure as PNG.</p>",
         "<h2>Provenance</h2>", f"<table>{rows}</table>",
         "<h2>What is missing</h2>", _missing_html(sweep),
     ]
@@ -402,9 +468,10 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame, se
     for where, made in sections:
         if where:
             body.append(f"<h2>Setting{_e(where)}</h2>")
-        for name, files, note in made:
+        for name, files, note, heading in made:
             n += 1
             title, caption = CAPTIONS[name]
+            title = heading or title
             body.append(f"<h2>{n}. {_e(title)}{_e(where)}</h2><figure>")
             if not files:
                 body.append(f'<p class="warn">{_e(note)}</p>')
@@ -412,16 +479,18 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame, se
                 # Embedded, so the page reads offline and inside the MLflow UI; the link opens the file.
                 body.append(f'<p><a href="{_e(f)}"><img src="{_data_uri(out / f)}" alt="{_e(title)}"></a></p>')
             body.append(f"<figcaption>{_e(caption)}</figcaption></figure>")
+    per = " × ".join(FACTORS.get(f, f) for f in sweep.factors)
+    held = _and([COLUMNS[c] for c in summary.columns if c in COLUMNS])
     body += [
         "<h2>Tables</h2>",
-        "<p>Per estimator × step size × distance (the same numbers as <code>summary.csv</code>): completed runs, "
-        "failed runs, fraction diverged, median final ‖θ_T − x‖, median steps to tolerance (T + 1 when never "
-        "reached), mean over runs of the mean measured gradient variance, and that variance over the "
-        "reparameterization's in the same cell.</p>",
+        f"<p>Per {_e(per)} (the same numbers as <code>summary.csv</code>): {_e(held)}.</p>",
         _table(summary, text=("estimator",)),
-        "<p>Fair comparison (<code>fair_comparison.csv</code>): each estimator's best step size per distance.</p>",
-        _table(_fair(best, sweep.factors), text=("estimator",)),
     ]
+    if best is not None:
+        body += [
+            "<p>Fair comparison (<code>fair_comparison.csv</code>): each estimator's best step size per distance.</p>",
+            _table(_fair(best, sweep.factors), text=("estimator",)),
+        ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>mcgrad-bench report {_e(sweep.sweep_id)}</title><style>{CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>\n")

@@ -18,7 +18,6 @@ not there or has no such method (a tracking server), the per-run calls run in th
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -33,23 +32,19 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from experiments import tracking
 from experiments.config import ConfigError, redact_uri
+from experiments.sgd import CURVES as LOOP_CURVES
 from experiments.sgd import SUMMARY
 
-# Curves read for every run; the exact variance is deterministic, so one run per grid cell
-# gives it (see :func:`exact_picks`).
-CURVES = ("dist_to_opt", "grad_variance")
-EXACT = "grad_variance_exact"
-# Curves only some problems log: read only for a sweep that holds runs of that problem.
-PROBLEM_CURVES = {"logistic_regression": ("elbo", "test_accuracy")}
-# The variance study's step-0 measures per block of θ = (μ, σ), and the total's SE.
-BLOCKS = ("mean", "scale")
-STUDY_CURVES = ("grad_variance_se", *(f"{k}/{b}" for k in ("grad_variance", "grad_variance_se") for b in BLOCKS))
-STUDY_EXACT = tuple(f"{EXACT}/{b}" for b in BLOCKS)
+# Curves read for every complete run. The distance to the optimum is read for the runs that
+# measured one (a problem with an optimum), the loss for the others: what their report draws.
+CURVES = ("grad_variance", "grad_variance_exact")
+DISTANCE_CURVE, LOSS_CURVE = "dist_to_opt", "loss"
+# The variance study's step-0 measures, each also per block of θ as ``<measure>/<block>``.
+STUDY_MEASURES = ("grad_variance", "grad_variance_se", "grad_variance_exact")
 # Params that are never a factor of the grid: the seed (the replicate), where the run was
 # logged, and the estimator's own options (part of its label, see :func:`estimator_labels`).
 NOT_FACTORS = ("seed", "tracking.", "estimator.")
 PRIMARY = ("estimator", "step_size", "problem.distance")
-FOUNDING_DISTANCE = 100.0 * math.sqrt(2.0)
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 
@@ -60,10 +55,14 @@ class Sweep:
 
     ``parent``: the sweep's parent run (id, status, start time, tags, metrics), None if absent.
     ``runs``: one row per job run, sorted; params cast to numbers, the summary metrics, and
-    ``complete`` (FINISHED with its summary logged). ``curves``: long frame
-    (``run_id``, ``key``, ``step``, ``value``). ``trajectories``: for the runs drawn in the
-    plane, ``{"theta": θ_0…θ_stop, "optimum": x or None}``. ``factors``: the grid's columns,
-    the estimator, step size and distance first, then any other param the sweep varies.
+    ``complete`` (FINISHED with its summary logged), and the tag ``curves`` (the problem's
+    declared curves, comma-separated). ``curves``: long frame (``run_id``, ``key``, ``step``,
+    ``value``).
+    ``trajectories``: for the runs drawn in the plane, ``{"theta": θ_0…θ_stop, "optimum": x
+    or None}``, filled by whoever picks those runs (:func:`trajectories`). ``factors``: the
+    grid's columns, the estimator, step size and distance (where the runs have one) first,
+    then any other param the sweep varies. ``problem_curves``: the union of the runs'
+    declared curves, in the order declared.
     """
 
     uri: str
@@ -75,6 +74,7 @@ class Sweep:
     curves: pd.DataFrame
     trajectories: dict[str, dict] = field(default_factory=dict)
     factors: list[str] = field(default_factory=list)
+    problem_curves: list[str] = field(default_factory=list)
 
     @property
     def extras(self) -> list[str]:
@@ -195,7 +195,7 @@ def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for key in params:
         out[key] = _cast(frame[f"params.{key}"])
     out["estimator"] = estimator_labels(out, frame)
-    for key in ("git_commit", "config_hash"):
+    for key in ("git_commit", "config_hash", "curves"):
         out[key] = frame.get(f"tags.{key}", pd.Series(None, index=frame.index))
     for key in SUMMARY:
         out[key] = pd.to_numeric(frame.get(f"metrics.{key}", pd.Series(np.nan, index=frame.index)))
@@ -207,11 +207,13 @@ def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for key in PRIMARY:
         if key not in out:
             out[key] = np.nan
+    # A problem without an optimum has no distance: then it is no factor (no column of NaN).
+    primary = [k for k in PRIMARY if k != "problem.distance" or out[k].notna().any()]
     varying = [
         k for k in params
         if not k.startswith(NOT_FACTORS) and k not in PRIMARY and out[k].nunique(dropna=False) > 1
     ]
-    factors = list(PRIMARY) + varying
+    factors = primary + varying
     out = out.sort_values([*factors, "seed", "run_id"] if "seed" in out else [*factors, "run_id"], kind="stable")
     return out.reset_index(drop=True), factors
 
@@ -220,12 +222,19 @@ def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.Data
     """Every logged value of metric ``key`` of each run: (``run_id``, ``key``, ``step``, ``value``)."""
     run_ids = sorted(run_ids)
     store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    rows: list[tuple[str, int, float]] = []
+    rows: list[tuple[str, int, float]] | None = None
     if hasattr(store, "get_metric_history_bulk"):
-        for i in range(0, len(run_ids), 500):  # well under SQLite's bound on query variables
-            chunk = store.get_metric_history_bulk(run_ids[i : i + 500], key, max_results=2**62)
-            rows.extend((m.run_id, m.step, m.value) for m in chunk)
-    else:
+        try:
+            rows = []
+            for i in range(0, len(run_ids), 500):  # well under SQLite's bound on query variables
+                chunk = store.get_metric_history_bulk(run_ids[i : i + 500], key, max_results=2**62)
+                rows.extend((m.run_id, m.step, m.value) for m in chunk)
+        # A private method can change its arguments or results, or become a stub, unannounced.
+        except (AttributeError, TypeError, NotImplementedError):
+            rows = None
+    if rows is None:
+        rows = []
+
         def one(run_id: str) -> list[tuple[str, int, float]]:
             return [(run_id, m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
@@ -239,28 +248,32 @@ def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.Data
 
 
 def variance_study(runs: pd.DataFrame) -> pd.Series:
-    """The complete runs of a variance-against-k study (the reference study's figure 2):
-    ``gaussian_expectation`` measured at θ₀ only (``steps`` = 0), when they span several k."""
-    cols = ("problem.name", "problem.k", "steps")
+    """The complete runs of a variance-against-k study (the reference study's figure 2): runs
+    measured at θ₀ only (``steps`` = 0), when their ``problem.k`` spans several values."""
+    cols = ("problem.k", "steps")
     if not all(c in runs for c in cols):
         return pd.Series(False, index=runs.index)
-    mask = runs["complete"] & (runs["problem.name"] == "gaussian_expectation") & (runs["steps"] == 0)
+    mask = runs["complete"] & (runs["steps"] == 0)
     return mask & (runs.loc[mask, "problem.k"].nunique() > 1)
 
 
-def exact_picks(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
-    """One complete run per grid cell without the step size: θ₀ and the exact variance there
-    do not depend on it, nor on the seed."""
-    done = runs[runs["complete"]]
-    keys = [f for f in factors if f != "step_size"]
-    return sorted(done.groupby(keys, sort=True, dropna=False)["run_id"].first())
+def measured_distance(runs: pd.DataFrame) -> pd.Series:
+    """The complete runs that measured a distance to an optimum: ``best_dist`` is finite from
+    θ₀ on for those, even after a divergence, and absent for a problem without an optimum."""
+    return runs["complete"] & runs["best_dist"].notna()
 
 
-def trajectory_picks(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
-    """Runs whose θ_t the report draws in the plane: see :func:`experiments.report.tables.trajectory_runs`."""
-    from experiments.report.tables import trajectory_runs
+def declared_curves(runs: pd.DataFrame) -> list[str]:
+    """The union of the runs' declared curves (tag ``curves``), in the order declared."""
+    names = runs["curves"].dropna().astype(str) if "curves" in runs else []
+    return list(dict.fromkeys(n for value in names for n in value.split(",") if n))
 
-    return sorted(trajectory_runs(runs, factors)["run_id"])
+
+def _blocks(frame: pd.DataFrame, run_ids: Iterable[str]) -> list[str]:
+    """The blocks of θ whose measures the runs logged (``grad_variance/<block>``), sorted."""
+    rows = frame[frame["run_id"].isin(set(run_ids))]
+    prefix = "metrics.grad_variance/"
+    return sorted(c[len(prefix) :] for c in rows.columns if c.startswith(prefix) and rows[c].notna().any())
 
 
 def _optimum(config: Path) -> np.ndarray | None:
@@ -276,9 +289,10 @@ def _optimum(config: Path) -> np.ndarray | None:
         return None
 
 
-def trajectories(client: MlflowClient, run_ids: Iterable[str]) -> dict[str, dict]:
+def trajectories(uri: str, run_ids: Iterable[str]) -> dict[str, dict]:
     """Per run: θ_0 … θ_stop from its ``trajectory.npy`` artifact, and the optimum x of its
     problem from ``config.yaml`` (None if unknown). Runs without a trajectory are left out."""
+    client = open_store(uri)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run_id in run_ids:
@@ -297,7 +311,9 @@ def trajectories(client: MlflowClient, run_ids: Iterable[str]) -> dict[str, dict
 
 
 def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
-    """Read sweep ``sweep_id`` (None: the latest) of ``experiment``: all the report needs."""
+    """Read sweep ``sweep_id`` (None: the latest) of ``experiment``: its runs and the curves the
+    report draws. The trajectories of the runs it draws in the plane are read apart
+    (:func:`trajectories`): which runs those are is the report's choice, not the reader's."""
     client = open_store(uri)
     experiment_id, sweep_id = find_sweep(client, experiment, sweep_id)
     frame = _frame(_search(client, experiment_id, f"tags.sweep_id = '{sweep_id}'"))
@@ -317,17 +333,17 @@ def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
         }
     runs, factors = tidy(frame[~is_parent].reset_index(drop=True))
     done = runs.loc[runs["complete"], "run_id"].tolist()
-    names = sorted(set(runs.get("problem.name", pd.Series(dtype=object)).dropna().astype(str)))
-    keys = [*CURVES, *(k for n in names for k in PROBLEM_CURVES.get(n, ()))]
-    parts = [histories(client, done, key) for key in keys]
-    picks = exact_picks(runs, factors)
-    parts.append(histories(client, picks, EXACT))
+    measured = measured_distance(runs)
+    # A declared name the loop also logs is read (and drawn) once, as the loop's curve.
+    extra = [c for c in declared_curves(runs) if c not in LOOP_CURVES]
+    parts = [histories(client, done, key) for key in (*CURVES, *extra)]
+    parts.append(histories(client, runs.loc[measured, "run_id"], DISTANCE_CURVE))
+    parts.append(histories(client, runs.loc[runs["complete"] & ~measured, "run_id"], LOSS_CURVE))
     study = runs.loc[variance_study(runs), "run_id"]
     if len(study):  # one step-0 value per run and key: cheap, and only for such a sweep
-        parts += [histories(client, study, key) for key in STUDY_CURVES]
-        parts += [histories(client, sorted(set(picks) & set(study)), key) for key in STUDY_EXACT]
+        blocks = _blocks(frame, study)
+        keys = ["grad_variance_se", *(f"{m}/{b}" for m in STUDY_MEASURES for b in blocks)]
+        parts += [histories(client, study, key) for key in keys]
     curves = pd.concat(parts, ignore_index=True).sort_values(["key", "run_id", "step"], kind="stable")
-    sweep = Sweep(uri, experiment, experiment_id, sweep_id, parent, runs, curves.reset_index(drop=True),
-                  factors=factors)
-    sweep.trajectories = trajectories(client, trajectory_picks(runs, factors))
-    return sweep
+    return Sweep(uri, experiment, experiment_id, sweep_id, parent, runs, curves.reset_index(drop=True),
+                 factors=factors, problem_curves=extra)

@@ -69,9 +69,14 @@ def _index(levels: list, value) -> int:
     return next(i for i, v in enumerate(levels) if _same(v, value))
 
 
+def _with_distance(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a distance column: NaN (one level) where the runs have no distance."""
+    return frame if "problem.distance" in frame else frame.assign(**{"problem.distance": np.nan})
+
+
 def _cell(frame: pd.DataFrame, alpha: float, distance: float) -> pd.DataFrame:
     """The rows of one (step size, distance) panel; a problem without a distance has NaN there."""
-    d = frame["problem.distance"]
+    d = _with_distance(frame)["problem.distance"]
     return frame[(frame["step_size"] == alpha) & (d.isna() if pd.isna(distance) else d == distance)]
 
 
@@ -99,6 +104,22 @@ def _layout(nrows: int, ncols: int, panel: tuple[float, float], *, left: float =
         **kw,
     )
     return fig, axes
+
+
+def _legend_and_title(fig: Figure, handles: list, title: str, *, left: float, right: float) -> None:
+    """The legend below the panels and the title above, the figure widened (panels keeping
+    their size, centred) where either is wider than it: one panel column is narrow."""
+    legend = fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
+                        bbox_to_anchor=(0.5, 0.0))
+    suptitle = fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+    renderer = fig.canvas.get_renderer()
+    W, H = fig.get_size_inches()
+    need = max(t.get_window_extent(renderer).width for t in (legend, suptitle)) / fig.dpi + 0.3
+    if need > W:
+        pad = (need - W) / 2
+        fig.set_size_inches(need, H)
+        # The panels' grid was given its margins (fractions of the old width): give them anew.
+        fig.axes[0].get_subplotspec().get_gridspec().update(left=(left + pad) / need, right=1 - (right + pad) / need)
 
 
 def _inches(fig: Figure, x: float, y: float, w: float, h: float):
@@ -156,7 +177,8 @@ def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "
     panel per test function f (columns) and block of θ (rows), measured (mean ± 1 SE) and
     exact (lines; none where unknown). ``data`` is :func:`tables.variance_vs_k`'s frame."""
     fs = sorted(data["problem.f"].unique(), key=str)
-    blocks = [b for b in ("mean", "scale", "total") if b in set(data["block"])]
+    # The blocks in order, the total (logged alone by a run that learns one block) last.
+    blocks = sorted(set(data["block"]) - {"total"}) + (["total"] if "total" in set(data["block"]) else [])
     ks = sorted(data["problem.k"].unique())
     with plt.rc_context(RC):
         fig, axes = _layout(len(blocks), len(fs), (3.0, 2.3), left=1.15, bottom=1.05, top=0.7, wgap=0.6,
@@ -164,7 +186,8 @@ def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "
         for i, b in enumerate(blocks):
             for j, f in enumerate(fs):
                 ax = axes[i, j]
-                cell = data[(data["block"] == b) & (data["problem.f"] == f)]
+                same_f = data["problem.f"].isna() if pd.isna(f) else data["problem.f"] == f
+                cell = data[(data["block"] == b) & same_f]
                 for est, e in cell.groupby("estimator", sort=True):
                     e = e.sort_values("problem.k")
                     k, v, se = (e[c].to_numpy(dtype=float) for c in ("problem.k", "value", "se"))
@@ -180,7 +203,8 @@ def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "
                 ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.set_xticks(ks, [_g(k) for k in ks])
-                ax.set_title(f"f(x) = {TEST_FUNCTIONS.get(f, f)}, gradient {BLOCK_LABELS.get(b, b)}")
+                ax.set_title(("" if pd.isna(f) else f"f(x) = {TEST_FUNCTIONS.get(f, f)}, ")
+                             + f"gradient {BLOCK_LABELS.get(b, b)}")
                 ax.set_xlabel("k (parameter of f)" if i == len(blocks) - 1 else "")
                 ax.set_ylabel(f"tr Cov of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
                               if j == 0 else "")
@@ -189,14 +213,13 @@ def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "
         handles.append(Line2D([], [], color="0.4", marker="o", markersize=4, linestyle="none",
                               label=f"measured: mean ± 1 SE ({n} seed{'s' * (n != 1)})"))
         handles.append(Line2D([], [], color="0.4", linewidth=1.2, label="exact (where known)"))
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
-                   bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+        _legend_and_title(fig, handles, title, left=1.15, right=0.25)
     return fig
 
 
+# Cosmetic labels of curves by name; any other curve is labelled by its name.
 CURVE_LABELS = {"elbo": "ELBO (nats)", "test_accuracy": "test accuracy (fraction)",
-                "grad_variance": r"tr Cov[ĝ] at $\theta_t$"}
+                "grad_variance": r"tr Cov[ĝ] at $\theta_t$", "loss": r"loss L($\theta_t$)"}
 
 
 def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
@@ -226,21 +249,24 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
         ests = sorted(set().union(*(bands[k]["estimator"] for k in keys)))
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in ests]
         handles.append(Patch(color="0.6", alpha=0.4, label="inter-quartile range over seeds (line: median)"))
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
-                   bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+        _legend_and_title(fig, handles, title, left=0.95, right=0.25)
     return fig
 
 
 def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str, title: str,
-          tolerance: pd.DataFrame | None = None) -> Figure:
-    """Median and IQR over seeds against step: rows step sizes, columns distances, hue estimator."""
-    alphas, dists = _levels(table["step_size"]), _levels(table["problem.distance"])
+          tolerance: pd.DataFrame | None = None, exact: pd.DataFrame | None = None) -> Figure:
+    """Median and IQR over seeds against step: rows step sizes, columns distances, hue estimator;
+    ``exact`` (bands too), where given, dashed."""
+    alphas, dists = _levels(table["step_size"]), _levels(_with_distance(table)["problem.distance"])
+    exact = exact if exact is not None and len(exact) else None
     nr, nc = len(alphas), len(dists)
     with plt.rc_context(RC):
         fig, axes = _layout(nr, nc, (2.7, 1.9), left=0.9, bottom=1.2, top=0.75, wgap=0.45, hgap=0.5,
                             sharex=True, sharey="col")
-        logy = _spans_decades(bands[["q25", "median", "q75"]].to_numpy().ravel())
+        values = bands[["q25", "median", "q75"]].to_numpy().ravel()
+        if exact is not None:
+            values = np.concatenate([values, exact["median"].to_numpy()])
+        logy = _spans_decades(values)
         for i, a in enumerate(alphas):
             for j, d in enumerate(dists):
                 ax = axes[i, j]
@@ -254,6 +280,10 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
                     if gone.size and gone[0] > 0:  # the median run diverged: mark where its curve ends
                         ax.plot(t[gone[0] - 1], mid[gone[0] - 1], marker="X", markersize=8, color=colors[est],
                                 markeredgecolor=WARN, linestyle="none")
+                if exact is not None:
+                    for est, e in _cell(exact, a, d).groupby("estimator", sort=True):
+                        ax.plot(e["step"].to_numpy(), e["median"].replace(np.inf, np.nan).to_numpy(),
+                                color=colors[est], linestyle="--", linewidth=1.1)
                 if tolerance is not None:
                     tol = _cell(tolerance, a, d)["tol"]
                     if len(tol) and np.isfinite(tol.iloc[0]) and tol.iloc[0] > 0:
@@ -271,18 +301,18 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
                             va="bottom", ha="left", bbox=dict(facecolor="white", alpha=0.8, linewidth=0, pad=1.5))
                 if logy:
                     _log(ax)
-                ax.set_title(f"α = {_g(a)}, D = {_g(d)}")
+                ax.set_title(f"α = {_g(a)}" + ("" if pd.isna(d) else f", D = {_g(d)}"))
                 ax.set_xlabel("step t" if i == nr - 1 else "")
                 ax.set_ylabel(ylabel if j == 0 else "")
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(colors)]
         handles.append(Patch(color="0.6", alpha=0.4, label="inter-quartile range over seeds"))
+        if exact is not None:
+            handles.append(Line2D([], [], color="0.4", linestyle="--", label="exact (median over seeds)"))
         handles.append(Line2D([], [], color="0.5", marker="X", markeredgecolor=WARN, linestyle="none",
                               label="median run diverged after this step"))
         if tolerance is not None:
             handles.append(Line2D([], [], color="0.4", linestyle=":", label="tolerance·D"))
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
-                   bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle(title, y=1 - 0.15 / fig.get_size_inches()[1], va="top")
+        _legend_and_title(fig, handles, title, left=0.9, right=0.25)
     return fig
 
 
@@ -291,13 +321,15 @@ def convergence(bands: pd.DataFrame, table: pd.DataFrame, tolerance: pd.DataFram
     return _grid(bands, table, colors, ylabel=r"$\|\theta_t - x\|$ (units of θ)", title=title, tolerance=tolerance)
 
 
-def variance_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str) -> Figure:
-    """Figure 5: measured gradient variance at θ_t against step."""
-    return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title)
+def variance_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str,
+                   exact: pd.DataFrame | None = None) -> Figure:
+    """Figure 5: measured gradient variance at θ_t against step, and the exact where logged."""
+    return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title, exact=exact)
 
 
 def outcomes(table: pd.DataFrame, title: str) -> Figure:
     """Figure 3: per estimator, median final distance over step size × distance, diverged counts."""
+    table = _with_distance(table)
     ests = sorted(table["estimator"].unique())
     alphas, dists = _levels(table["step_size"]), _levels(table["problem.distance"])
     finite = table["median_final_dist"].to_numpy(dtype=float)
@@ -344,6 +376,7 @@ def outcomes(table: pd.DataFrame, title: str) -> Figure:
 def fair_comparison(best: pd.DataFrame, colors: dict, title: str) -> Figure:
     """Figure 4: per estimator and distance, steps to tolerance at its best step size (IQR bars)."""
     ests = sorted(best["estimator"].unique())
+    best = _with_distance(best)
     best = best.assign(D=best["problem.distance"].map(_g))
     dists = [_g(d) for d in _levels(best["problem.distance"])]
     budget = float(best["budget"].max()) if best["budget"].notna().any() else float("nan")

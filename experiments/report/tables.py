@@ -3,7 +3,9 @@
 A grid cell is one value of each factor (estimator, step size, distance, and any other param
 the sweep varies); its runs are the seeds. Only complete runs (FINISHED, summary logged)
 enter a statistic; the others are counted as failed. A diverged run counts as infinitely far
-from the optimum after it stopped, so it pulls medians up instead of dropping out.
+from the optimum (or infinitely bad in loss) after it stopped, so it pulls medians up instead
+of dropping out. A problem without an optimum has no distance: its runs are summarised by
+their loss instead.
 """
 
 from __future__ import annotations
@@ -16,37 +18,66 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from experiments.report.data import FOUNDING_DISTANCE, Sweep
+from experiments.report.data import Sweep, measured_distance, variance_study
 
 REFERENCE = "reparameterization"  # the estimator the variance ratio divides by
+RATIO = f"variance_ratio_to_{REFERENCE}"
+FOUNDING_DISTANCE = 100.0 * math.sqrt(2.0)
+# Every summary column, in order; a sweep's table has those its runs measured (summary_columns).
 SUMMARY_COLUMNS = [
     "runs",
     "failed",
     "diverged_fraction",
     "median_final_dist",
     "median_steps_to_tol",
+    "median_final_loss",
     "mean_grad_variance",
-    f"variance_ratio_to_{REFERENCE}",
+    "median_grad_variance",
+    RATIO,
 ]
+DISTANCE_COLUMNS = ("median_final_dist", "median_steps_to_tol")
+LOSS_COLUMNS = ("median_final_loss", "median_grad_variance")
 # Stand-in for +inf inside quantiles: numpy interpolates inf and inf to NaN.
 _FAR = 1e300
 
 
-def _distance_after_stop(done: pd.DataFrame) -> pd.Series:
-    """Final distance, +inf where a diverged run logged a non-finite one."""
-    return done["final_dist"].where(done["final_dist"].notna() | (done["diverged"] != 1), np.inf)
+def _after_stop(done: pd.DataFrame, key: str) -> pd.Series:
+    """Final distance or loss, +inf where a diverged run logged a non-finite one."""
+    return done[key].where(done[key].notna() | (done["diverged"] != 1), np.inf)
 
 
-def summary_table(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
-    """One row per grid cell: counts, diverged fraction, medians, mean variance, variance ratio."""
-    factors = list(factors)
-    done = runs[runs["complete"]].assign(final=lambda d: _distance_after_stop(d))
+def has_distance(runs: pd.DataFrame) -> pd.Series:
+    """Per run, whether it is of a problem with an optimum: a complete run measured a
+    distance; any other run is judged by its ``problem.distance`` param."""
+    return measured_distance(runs).where(runs["complete"], runs["problem.distance"].notna())
+
+
+def summary_columns(runs: pd.DataFrame) -> list[str]:
+    """The summary columns the runs have numbers for: the distance's where some run has an
+    optimum, the loss's where some has none, the variance ratio where the reference ran."""
+    flags = has_distance(runs)
+    drop = set()
+    if not flags.any():
+        drop |= set(DISTANCE_COLUMNS)
+    if flags.all():
+        drop |= set(LOSS_COLUMNS)
+    if not (runs["estimator"] == REFERENCE).any():
+        drop.add(RATIO)
+    return [c for c in SUMMARY_COLUMNS if c not in drop]
+
+
+def _cell_stats(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """One row per grid cell, every column of :data:`SUMMARY_COLUMNS`."""
+    done = runs[runs["complete"]].assign(final=lambda d: _after_stop(d, "final_dist"),
+                                         loss=lambda d: _after_stop(d, "final_loss"))
     stats = done.groupby(factors, sort=True, dropna=False).agg(
         runs=("run_id", "size"),
         diverged_fraction=("diverged", "mean"),
         median_final_dist=("final", "median"),
         median_steps_to_tol=("steps_to_tol", "median"),
+        median_final_loss=("loss", "median"),
         mean_grad_variance=("mean_grad_variance", "mean"),
+        median_grad_variance=("mean_grad_variance", "median"),
     )
     total = runs.groupby(factors, sort=True, dropna=False).size().rename("all")
     table = pd.concat([total, stats], axis=1).reset_index()
@@ -56,8 +87,15 @@ def summary_table(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     ref = table.loc[table["estimator"] == REFERENCE, [*others, "mean_grad_variance"]]
     ref = ref.rename(columns={"mean_grad_variance": "_ref"})
     table = table.merge(ref, on=others, how="left")  # pandas matches NaN keys (a problem without a distance)
-    table[f"variance_ratio_to_{REFERENCE}"] = table["mean_grad_variance"] / table.pop("_ref")
+    table[RATIO] = table["mean_grad_variance"] / table.pop("_ref")
     return table[[*factors, *SUMMARY_COLUMNS]].sort_values(factors, kind="stable").reset_index(drop=True)
+
+
+def summary_table(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """One row per grid cell: counts, diverged fraction, medians, mean variance, variance ratio
+    (the columns of :func:`summary_columns`)."""
+    factors = list(factors)
+    return _cell_stats(runs, factors)[[*factors, *summary_columns(runs)]]
 
 
 def best_steps(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
@@ -67,7 +105,7 @@ def best_steps(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     diverged fraction, then the smaller median final distance, then the smaller step.
     """
     factors = list(factors)
-    table = summary_table(runs, factors)
+    table = _cell_stats(runs, factors)
     table = table[table["runs"] > 0]
     keys = [f for f in factors if f != "step_size"]
     ranked = table.sort_values([*keys, "median_steps_to_tol", "diverged_fraction", "median_final_dist", "step_size"],
@@ -106,7 +144,7 @@ def label(setting: dict) -> str:
 def trajectory_runs(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     """The runs drawn in the plane: in 2-d settings, at the distance nearest the founding
     D = 100√2, each estimator at its best step size, lowest seed."""
-    if "problem.dim" not in runs or "seed" not in runs:
+    if "problem.dim" not in runs or "seed" not in runs or "problem.distance" not in factors:
         return runs.iloc[:0]
     done = runs[runs["complete"] & (runs["problem.dim"] == 2) & (runs["problem.distance"] > 0)]
     if done.empty:
@@ -191,46 +229,53 @@ def variance_at_start(sweep: Sweep) -> pd.DataFrame:
     return stats.join(exact, how="left").reset_index().rename(columns={"count": "seeds"})
 
 
-# Step-0 metric -> (block, column) of :func:`variance_vs_k`.
-_STUDY_KEYS = {
-    name + ("" if block == "total" else f"/{block}"): (block, column)
-    for block in ("mean", "scale", "total")
-    for name, column in (("grad_variance", "value"), ("grad_variance_se", "se"), ("grad_variance_exact", "exact"))
-}
+# Step-0 measure -> column of :func:`variance_vs_k`; ``<measure>/<block>`` is that block's.
+_STUDY_COLUMNS = {"grad_variance": "value", "grad_variance_se": "se", "grad_variance_exact": "exact"}
 VARIANCE_VS_K_COLUMNS = ["problem.f", "block", "estimator", "problem.k", "seeds", "value", "se", "exact"]
+
+
+def _study_key(key: str) -> tuple[str, str] | None:
+    """(block, column) of a step-0 measure, the block ``total`` without a suffix; None for others."""
+    name, _, block = key.partition("/")
+    column = _STUDY_COLUMNS.get(name)
+    return None if column is None else (block or "total", column)
 
 
 def variance_vs_k(sweep: Sweep) -> pd.DataFrame:
     """The variance study's numbers: tr Cov[ĝ] at θ₀ per test function, block, estimator and k.
 
-    Blocks: ``mean`` (∇_μ) and ``scale`` (∇_σ) where a run learned σ, else ``total``. Per
-    cell, over its n seeds with measured v_s and logged standard errors se_s: ``value`` =
-    v̄ = (1/n) Σ v_s and ``se`` = √(Σ se_s²)/n (independent probes); ``exact`` is the closed
-    form, NaN where unknown. Runs that differ only in step size repeat one measurement: each
-    seed counts once. Empty unless :func:`~experiments.report.data.variance_study` holds.
+    Blocks: those of θ whose measures a run logged (``grad_variance/<block>``, as when a
+    family learns several), else ``total``. Per cell, over its n seeds with measured v_s and
+    logged standard errors se_s: ``value`` = v̄ = (1/n) Σ v_s and ``se`` = √(Σ se_s²)/n
+    (independent probes); ``exact`` is the closed form, NaN where unknown. Runs that differ
+    only in step size repeat one measurement: each seed counts once. ``problem.f`` is NaN for
+    a problem without test functions. Empty unless :func:`~experiments.report.data.variance_study`
+    holds.
     """
-    from experiments.report.data import variance_study
-
     runs = sweep.runs[variance_study(sweep.runs)]
     if runs.empty:
         return pd.DataFrame(columns=VARIANCE_VS_K_COLUMNS)
+    if "problem.f" not in runs:  # one column of panels
+        runs = runs.assign(**{"problem.f": np.nan})
     cell = ["problem.f", "block", "estimator", "problem.k"]
     keys = list(dict.fromkeys([f for f in sweep.factors if f != "step_size"] + ["problem.f", "problem.k"]))
-    start = sweep.curves[(sweep.curves["step"] == 0) & sweep.curves["key"].isin(_STUDY_KEYS)
+    study = {k: _study_key(k) for k in sweep.curves["key"].unique()}
+    study = {k: v for k, v in study.items() if v is not None}
+    start = sweep.curves[(sweep.curves["step"] == 0) & sweep.curves["key"].isin(study)
                          & sweep.curves["run_id"].isin(runs["run_id"])]
-    block, column = zip(*start["key"].map(_STUDY_KEYS)) if len(start) else ((), ())
+    block, column = zip(*start["key"].map(study)) if len(start) else ((), ())
     start = start.assign(block=list(block), column=list(column))
     wide = start.pivot(index=["run_id", "block"], columns="column", values="value")
     wide = wide.reindex(columns=["value", "se", "exact"]).reset_index()
-    # A run that learned σ also logs the total: its blocks are drawn instead.
-    split = set(wide.loc[wide["block"] == "mean", "run_id"])
+    # A run that logged per-block measures also logs the total: its blocks are drawn instead.
+    split = set(wide.loc[wide["block"] != "total", "run_id"])
     wide = wide[(wide["block"] != "total") | ~wide["run_id"].isin(split)]
     wide = wide.merge(runs[["run_id", *keys, "seed"]], on="run_id")
-    # The exact value is read from one run per cell (data.exact_picks): take it before deduplicating.
-    exact = wide.groupby(cell, sort=True)["exact"].first()
+    # The exact value does not depend on the seed, and a run may lack it: take the first logged.
+    exact = wide.groupby(cell, sort=True, dropna=False)["exact"].first()
     measured = wide.sort_values([*keys, "seed", "run_id"], kind="stable").drop_duplicates([*keys, "seed", "block"])
     measured = measured[measured["value"].notna()]
-    stats = measured.groupby(cell, sort=True).agg(
+    stats = measured.groupby(cell, sort=True, dropna=False).agg(
         seeds=("value", "size"), value=("value", "mean"),
         se=("se", lambda v: math.sqrt(float(np.nansum(np.square(v)))) / len(v)),
     )

@@ -224,7 +224,7 @@ def test_a_logreg_sweep_draws_elbo_and_test_accuracy_from_the_runs(studies, comp
     store = studies["logreg"]
     index = build_report(report_cfg(compose_config, store, "log_to_mlflow=false"))
     page = index.read_text()
-    assert (index.parent / "logreg_curves.png").is_file() and 'href="logreg_curves.png"' in page
+    assert (index.parent / "problem_curves.png").is_file() and 'href="problem_curves.png"' in page
     assert "ELBO and test accuracy" in page and "variance_along_trajectory.png" in page
     data = read_sweep(store.uri, "mcgrad-bench")
     client = store.client()
@@ -238,3 +238,21 @@ def test_a_logreg_sweep_draws_elbo_and_test_accuracy_from_the_runs(studies, comp
             values = [logged[rid][row.step] for rid in ids]
             assert row.median == pytest.approx(np.median(values))
             assert (row.q25, row.q75) == pytest.approx(tuple(np.quantile(values, [0.25, 0.75])))
+
+
+def test_a_logreg_sweep_has_its_loss_and_no_distance_sections(studies, compose_config):
+    """No optimum: the loss and the problem's declared curves instead of anything measured against x."""
+    store = studies["logreg"]
+    index = build_report(report_cfg(compose_config, store, "log_to_mlflow=false"))
+    page = index.read_text()
+    names = set(files(index.parent))
+    assert {"loss.png", "variance_along_trajectory.png", "problem_curves.png", "summary.csv"} <= names
+    assert not names & {f"{name}.png" for name in FIGURES if name != "variance_along_trajectory"}
+    assert "fair_comparison.csv" not in names
+    assert "Curves of the problem: ELBO and test accuracy" in page
+    assert "The problem has no optimum (its runs logged no distance)" in page
+    table = pd.read_csv(index.parent / "summary.csv")
+    assert not [c for c in table.columns if "dist" in c or "tol" in c]
+    assert {"median_final_loss", "mean_grad_variance", "median_grad_variance"} <= set(table.columns)
+    data = read_sweep(store.uri, "mcgrad-bench")
+    assert data.problem_curves == ["elbo", "test_accuracy"]
