@@ -28,6 +28,8 @@ from experiments.optimizers import Optimizer
 from problems.base import HasAnalyticGrad, HasCurves, HasExactGradient, HasExactVariance, optimum
 
 CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr")
+# For a problem that knows ∇L: the estimate's bias, its mean squared error and its alignment.
+BIAS_CURVES = ("grad_bias_sq", "grad_bias_sq_se", "grad_bias_sq_exact", "grad_mse", "grad_cosine")
 # Per learned block of the family, when it learns more than one: grad_variance/<block>, ...
 BLOCK_MEASURES = ("grad_variance", "grad_variance_se", "grad_variance_exact")
 SUMMARY = (
@@ -78,27 +80,26 @@ def call(estimator, problem, family, params, rng, samples, state) -> tuple[np.nd
     return estimator(problem, family, params, rng, samples, state=state)
 
 
-def probe_variance(
-    estimator,
-    problem,
-    family,
-    params,
-    rng: np.random.Generator,
-    samples: int,
-    replicates: int,
-    *,
-    state=None,
-) -> dict[str, VarianceProbe]:
-    r"""Measure tr Cov[ḡ] for the ``samples``-sample mean ḡ at θ from ``replicates`` estimates.
+def probe(estimator, problem, family, params, rng: np.random.Generator, samples: int, replicates: int, *,
+          state=None) -> np.ndarray:
+    """``replicates`` independent ``samples``-sample estimates at ``params``, shape (V, k).
 
-    The estimates are drawn as the optimizer draws its own (same N, sampling scheme and
-    baseline, the estimator's state at that step, which the probe does not advance), in one
-    call of shape (V, N). With V replicates ḡ_1…ḡ_V, r_i = V/(V−1)·‖ḡ_i − ḡ‖² has mean
-    tr Ĉov (unbiased), and the standard error is taken as std(r)/√V. Returns the total
-    (key "") and, when the family learns more than one block, each block by name.
+    Drawn as the optimizer draws its own (same N, sampling scheme and baseline, the
+    estimator's state at that step, which the probe does not advance), in one call of
+    shape (V, N).
     """
     per_sample, _ = call(estimator, problem, family, params, rng, (replicates, samples), state)
-    est = per_sample.mean(axis=1)
+    return per_sample.mean(axis=1)
+
+
+def probe_variance(est: np.ndarray, family, params) -> dict[str, VarianceProbe]:
+    r"""tr Cov[ḡ] of the N-sample estimate ḡ, from V independent estimates ``est`` (V, k).
+
+    r_i = V/(V−1)·‖ḡ_i − ḡ‖² has mean tr Ĉov (unbiased), and the standard error is taken as
+    std(r)/√V. Returns the total (key "") and, when the family learns more than one block,
+    each block by name.
+    """
+    replicates = est.shape[0]
     dev = est - est.mean(axis=0)
     blocks = families.block_slices(family, params)
     parts = {"": slice(None)} | (blocks if len(blocks) > 1 else {})
@@ -107,6 +108,34 @@ def probe_variance(
         r = np.einsum("ij,ij->i", dev[:, block], dev[:, block]) * (replicates / (replicates - 1))
         out[name] = VarianceProbe(float(r.mean()), float(r.std(ddof=1) / math.sqrt(replicates)))
     return out
+
+
+class BiasProbe(NamedTuple):
+    bias_sq: float  # unbiased estimate of ‖E ḡ − ∇L‖²
+    bias_sq_se: float
+    mse: float  # mean of ‖ḡ_i − ∇L‖²: bias² plus tr Cov
+    cosine: float  # mean of cos(ḡ_i, ∇L)
+
+
+def probe_bias(est: np.ndarray, grad: np.ndarray) -> BiasProbe:
+    r"""Bias of the N-sample estimate against the exact ∇L, from V independent estimates ``est``.
+
+    With x_i = ḡ_i − ∇L, the U-statistic b̂² = Σ_{i≠j} x_i·x_j / (V(V − 1)) = ‖x̄‖² − tr Ĉov/V
+    is unbiased for ‖E ḡ − ∇L‖² (it can be negative when the bias is small). Its standard
+    error is that of a U-statistic of order 2, 2·std(h_i)/√V with h_i = x_i·x̄_(−i), the
+    leave-one-out projection. Reference: Hoeffding (1948); Serfling (1980), chapter 5.
+    """
+    v = est.shape[0]
+    x = est - grad
+    total = x.sum(axis=0)
+    norms = np.einsum("ij,ij->i", x, x)
+    bias_sq = float((total @ total - norms.sum()) / (v * (v - 1)))
+    h = np.einsum("ij,ij->i", x, (total - x) / (v - 1))
+    g2 = float(grad @ grad)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.einsum("ij,j->i", est, grad) / np.sqrt(np.einsum("ij,ij->i", est, est) * g2)
+    return BiasProbe(bias_sq, float(2.0 * h.std(ddof=1) / math.sqrt(v)), float(norms.mean()),
+                     float(np.nanmean(cosine)) if np.isfinite(cosine).any() else math.nan)
 
 
 def exact_variance(problem, config, family, params, samples: int) -> dict[str, float]:
@@ -197,29 +226,37 @@ def run_sgd(
         logged = logged[logged < stop] if diverged else logged
         if diverged:
             logged = np.append(logged, stop)
+        exact_grad = problem.exact_grad if isinstance(problem, HasExactGradient) else None
         names = [c for c in CURVES if x is not None or c not in DISTANCE]
+        names += list(BIAS_CURVES) if exact_grad is not None else []
         if several:
             names += [f"{name}/{block}" for block in family.learned for name in BLOCK_MEASURES]
         curves = {name: np.full(logged.size, math.nan) for name in names}
-        exact_grad = problem.exact_grad if isinstance(problem, HasExactGradient) else None
+        biased = getattr(estimators.core(estimator), "biased", False)  # relaxations mark themselves
         extra = problem.curve_values if isinstance(problem, HasCurves) else None
         for k, t in enumerate(logged):
             params = families.unflatten(family, trajectory[t], params0)
-            probe = probe_variance(estimator, problem, family, params, probe_rng(seed, int(t)), samples,
-                                   variance_samples, state=states[t])
+            est = probe(estimator, problem, family, params, probe_rng(seed, int(t)), samples, variance_samples,
+                        state=states[t])
+            measured = probe_variance(est, family, params)
             exact = exact_variance(problem, config, family, params, samples)
             curves["loss"][k] = problem.loss(params)
             if x is not None:
                 curves["dist_to_opt"][k] = dist[t]
-            for block, value in probe.items():
+            for block, value in measured.items():
                 suffix = f"/{block}" if block else ""
                 curves["grad_variance" + suffix][k] = value.value
                 curves["grad_variance_se" + suffix][k] = value.se
                 curves["grad_variance_exact" + suffix][k] = exact[block]
-            total = probe[""].value
+            total = measured[""].value
             if exact_grad is not None:
                 g = families.flatten(family, exact_grad(params))
                 curves["grad_snr"][k] = (g @ g) / total if total > 0 else math.nan
+                b = probe_bias(est, g)
+                curves["grad_bias_sq"][k], curves["grad_bias_sq_se"][k] = b.bias_sq, b.bias_sq_se
+                curves["grad_mse"][k], curves["grad_cosine"][k] = b.mse, b.cosine
+                # An unbiased estimator's bias is 0 exactly; a biased one's only where derived.
+                curves["grad_bias_sq_exact"][k] = math.nan if biased else 0.0
             for name, value in (extra(params) if extra is not None else {}).items():
                 curves.setdefault(name, np.full(logged.size, math.nan))[k] = value
         for values in curves.values():

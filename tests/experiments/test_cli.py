@@ -11,6 +11,7 @@ import pytest
 import estimators
 from problems.quadratic import Quadratic
 from experiments.runner import execute
+from experiments.sgd import BIAS_CURVES
 
 CURVES = ["loss", "dist_to_opt", "grad_variance", "grad_variance_exact", "grad_snr"]
 SUMMARY = ["final_loss", "final_dist", "best_dist", "steps_to_tol", "converged", "diverged", "mean_grad_variance",
@@ -164,7 +165,9 @@ def test_same_config_twice_logs_identical_metrics(compose_config, tmp_path):
             key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
             for key in metrics if key != "wall_time_s"
         })
-    assert histories[0] == histories[1] and len(histories[0]) == len(CURVES) + len(SUMMARY) - 1 + 1
+    # Every curve (the bias curves included, since the quadratic knows ∇L), every summary but wall time,
+    # and grad_variance_se.
+    assert histories[0] == histories[1] and len(histories[0]) == len(CURVES) + len(BIAS_CURVES) + len(SUMMARY) - 1 + 1
 
 
 # One invalid value per key of the contract's table, on the command line; sweeps included.

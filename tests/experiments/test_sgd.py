@@ -96,7 +96,7 @@ import functools  # noqa: E402
 
 from experiments import optimizers  # noqa: E402
 from problems.gaussian_expectation import GaussianExpectation  # noqa: E402
-from experiments.sgd import probe_rng, trajectory_rng  # noqa: E402
+from experiments.sgd import BIAS_CURVES, probe_rng, trajectory_rng  # noqa: E402
 
 
 def _today_loop(problem, kind, step_size, steps, samples, seed):
@@ -134,8 +134,9 @@ def test_default_configuration_reproduces_todays_run_bit_for_bit(kind):
     for t, value in zip(res.steps, res.curves["grad_variance"]):
         assert value == _today_probe(problem, kind, res.trajectory[t], BASE["seed"], int(t), 3,
                                      BASE["variance_samples"])
+    # The contract's curves, and the bias curves every problem with an exact gradient logs since.
     assert set(res.curves) == {"loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact",
-                               "grad_snr"}
+                               "grad_snr", *BIAS_CURVES}
 
 
 def test_learned_scale_logs_both_blocks_and_their_exact_values():
