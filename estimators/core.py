@@ -67,11 +67,13 @@ def sample_shape(num_samples: int | tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(n) for n in num_samples)
 
 
-def needs(*capabilities: type):
-    """Mark an estimator as needing families with these protocols (checked by :func:`check`)."""
+def needs(*capabilities: type, families: tuple[str, ...] = (), grad: bool = False, biased: bool = False):
+    """Declare what an estimator needs, for :func:`check`: families with these protocols
+    (``capabilities``), or of these names (``families``), an integrand with a gradient
+    (``grad``); and whether it is biased (then the loop logs no exact bias of 0 for it)."""
 
     def mark(function):
-        function.needs = capabilities
+        function.needs, function.families, function.grad, function.biased = capabilities, families, grad, biased
         return function
 
     return mark
@@ -151,9 +153,9 @@ def spec(estimator: str, **entries: Any) -> Spec:
     return Spec({"estimator": estimator, "sampling": "independent", **entries}.items())
 
 
-def check(estimator, family: Family, sampling: str = "independent") -> None:
+def check(estimator, family: Family, sampling: str = "independent", f=None) -> None:
     """Raise :class:`Inapplicable` if ``estimator`` (wrappers included) or the sampling scheme
-    does not apply to ``family``."""
+    does not apply to ``family`` (or, given ``f``, to an integrand without a gradient)."""
     if sampling not in family.schemes:
         raise Inapplicable(f"sampling={sampling} does not apply to the {family.name} family "
                            f"(allowed: {', '.join(family.schemes)})")
@@ -166,6 +168,12 @@ def check(estimator, family: Family, sampling: str = "independent") -> None:
         if not isinstance(family, capability):
             raise Inapplicable(f"estimator={func.__name__} needs a family with {capability.__doc__}; "
                                f"the {family.name} family has none")
+    names = getattr(func, "families", ())
+    if names and family.name not in names:
+        raise Inapplicable(f"estimator={func.__name__} applies to the {', '.join(names)} family only, "
+                           f"not {family.name}")
+    if f is not None and getattr(func, "grad", False) and not callable(getattr(f, "grad", None)):
+        raise Inapplicable(f"estimator={func.__name__} needs the gradient of f, which this problem does not give")
 
 
 def configure(estimator, sampling=None):
@@ -185,6 +193,11 @@ def configure(estimator, sampling=None):
     for wrapper in wrappers:
         out = wrapper.wrap(out) or out
     return out
+
+
+def biased(estimator) -> bool:
+    """Whether ``estimator`` is biased by construction (a relaxation); wrappers keep it as it is."""
+    return bool(getattr(core(estimator), "biased", False))
 
 
 def learned_sizes(family: Family, params) -> Mapping[str, int]:

@@ -9,7 +9,7 @@ from estimators.families import Reparameterizable
 from estimators.sampling import independent
 
 
-@needs(Reparameterizable)
+@needs(Reparameterizable, grad=True)
 def reparameterization(f, family, params, rng: np.random.Generator, num_samples, *,
                        sampling=independent) -> np.ndarray:
     r"""Pathwise estimator: with z = g(θ, ε), ε from the family's base noise,

@@ -138,19 +138,22 @@ def check_applies(cfg: DictConfig) -> None:
     problem, estimator = cfg.problem.get("name", "?"), cfg.estimator.get("name", "?")
     if reason.startswith("learn_scale"):
         raise ConfigError(f"invalid learn_scale=true with problem={problem}: allowed: false ({reason})")
-    family, sampling = _family_of(cfg), _node(cfg, "sampling.name") or "independent"
-    fits = [name for name, est in estimator_options() if _applies(est, family, sampling)]
+    problem, family = _family_of(cfg)
+    sampling = _node(cfg, "sampling.name") or "independent"
+    fits = [name for name, est in estimator_options() if _applies(est, family, sampling, problem)]
     raise ConfigError(f"invalid estimator={estimator} with problem={problem}: {reason}; "
                       f"allowed: estimator={','.join(fits) or '(none with this sampling)'}")
 
 
 def _family_of(cfg: DictConfig):
+    """The problem ``cfg`` names, and its family with the blocks ``cfg`` learns."""
     import estimators
 
-    family = build(cfg.problem).family
+    problem = build(cfg.problem)
+    family = problem.family
     if cfg.get("learn_scale", False):
         family = estimators.families.with_learned(family, ("scale",))
-    return family
+    return problem, family
 
 
 @functools.lru_cache(maxsize=256)
@@ -176,17 +179,17 @@ def _inapplicable(key: str) -> str | None:
             return f"learn_scale applies to families with a scale block (gaussian), not {family.name}"
     sampling = (sampling_node or {}).get("name", "independent")
     try:
-        estimators.check(estimators.configure(build(OmegaConf.create(estimator_node))), family, sampling)
+        estimators.check(estimators.configure(build(OmegaConf.create(estimator_node))), family, sampling, f=problem)
     except estimators.Inapplicable as err:
         return str(err)
     return None
 
 
-def _applies(estimator, family, sampling: str) -> bool:
+def _applies(estimator, family, sampling: str, problem) -> bool:
     import estimators
 
     try:
-        estimators.check(estimator, family, sampling)
+        estimators.check(estimator, family, sampling, f=problem)
     except estimators.Inapplicable:
         return False
     return True

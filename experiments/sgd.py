@@ -25,7 +25,7 @@ import estimators
 from estimators import families
 from experiments import optimizers
 from experiments.optimizers import Optimizer
-from problems.base import HasAnalyticGrad, HasCurves, HasExactGradient, HasExactVariance, optimum
+from problems.base import HasAnalyticGrad, HasCurves, HasExactBias, HasExactGradient, HasExactVariance, optimum
 
 CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr")
 # For a problem that knows ∇L: the estimate's bias, its mean squared error and its alignment.
@@ -232,7 +232,8 @@ def run_sgd(
         if several:
             names += [f"{name}/{block}" for block in family.learned for name in BLOCK_MEASURES]
         curves = {name: np.full(logged.size, math.nan) for name in names}
-        biased = getattr(estimators.core(estimator), "biased", False)  # relaxations mark themselves
+        biased = estimators.biased(estimator)
+        exact_bias = problem.exact_bias if isinstance(problem, HasExactBias) else None
         extra = problem.curve_values if isinstance(problem, HasCurves) else None
         for k, t in enumerate(logged):
             params = families.unflatten(family, trajectory[t], params0)
@@ -256,7 +257,8 @@ def run_sgd(
                 curves["grad_bias_sq"][k], curves["grad_bias_sq_se"][k] = b.bias_sq, b.bias_sq_se
                 curves["grad_mse"][k], curves["grad_cosine"][k] = b.mse, b.cosine
                 # An unbiased estimator's bias is 0 exactly; a biased one's only where derived.
-                curves["grad_bias_sq_exact"][k] = math.nan if biased else 0.0
+                known = exact_bias(config, family, params) if biased and exact_bias is not None else None
+                curves["grad_bias_sq_exact"][k] = (math.nan if known is None else known) if biased else 0.0
             for name, value in (extra(params) if extra is not None else {}).items():
                 curves.setdefault(name, np.full(logged.size, math.nan))[k] = value
         for values in curves.values():

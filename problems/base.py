@@ -55,6 +55,13 @@ class HasExactVariance(Protocol):
 
 
 @runtime_checkable
+class HasExactBias(Protocol):
+    def exact_bias(self, config: Spec, family: Family, params) -> float | None:
+        """‖E ĝ − ∇L‖² of a biased estimator's configuration ``config`` (the same for any N),
+        or None where nobody derived it. Unbiased estimators need none: theirs is 0."""
+
+
+@runtime_checkable
 class HasCurves(Protocol):
     curves: tuple[str, ...]  # names of the extra curves it logs (the report reads them by these names)
 

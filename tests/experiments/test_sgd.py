@@ -195,3 +195,29 @@ def test_a_problem_without_an_optimum_logs_no_distances_and_never_converges():
     assert "steps_to_tol" not in res.summary and "converged" not in res.summary
     assert "best_dist" not in res.summary
     assert res.trajectory[-1, 0] > 1.0  # the mean moves away from 0, down the slope of exp(−x²)
+
+
+# --- The bias probe: an unbiased estimate of ‖E ḡ − ∇L‖², checked on draws with a known bias.
+from experiments.sgd import probe_bias  # noqa: E402
+
+
+def test_bias_probe_is_the_u_statistic_and_recovers_a_known_bias():
+    rng = np.random.default_rng(11)
+    grad, bias = np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.0, -0.4])
+    est = grad + bias + rng.standard_normal((50_000, 3)) * np.array([1.0, 2.0, 0.5])
+    b = probe_bias(est, grad)
+    x = est - grad
+    v = len(x)
+    cov_trace = np.sum(np.var(x, axis=0, ddof=1))
+    assert b.bias_sq == pytest.approx(float(x.mean(axis=0) @ x.mean(axis=0)) - cov_trace / v, rel=1e-9)
+    assert abs(b.bias_sq - bias @ bias) < 5 * b.bias_sq_se
+    assert b.mse == pytest.approx(float(np.mean(np.sum(x * x, axis=1))))
+    assert -1.0 <= b.cosine <= 1.0
+
+
+def test_unbiased_estimators_show_no_bias_on_the_quadratic():
+    for estimator in (estimators.score_function, estimators.reparameterization, estimators.measure_valued):
+        res = run(estimator, problem=Quadratic(dim=2, distance=10.0), steps=0, variance_samples=20_000)
+        c = res.curves
+        assert abs(c["grad_bias_sq"][0]) < 5 * c["grad_bias_sq_se"][0] and c["grad_bias_sq_exact"][0] == 0.0
+        assert c["grad_mse"][0] == pytest.approx(c["grad_bias_sq"][0] + c["grad_variance"][0], rel=1e-3)
