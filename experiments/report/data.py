@@ -41,6 +41,12 @@ CURVES = ("grad_variance", "grad_variance_exact")
 DISTANCE_CURVE, LOSS_CURVE = "dist_to_opt", "loss"
 # The variance study's step-0 measures, each also per block of θ as ``<measure>/<block>``.
 STUDY_MEASURES = ("grad_variance", "grad_variance_se", "grad_variance_exact")
+# The bias probe's step-0 measures (runs of a problem that knows ∇L log them): the bias study
+# and the split of the MSE at θ₀ into bias² and variance.
+BIAS_MEASURES = ("grad_bias_sq", "grad_bias_sq_se", "grad_bias_sq_exact")
+# Curves of the bias against step, read only in a sweep with a biased estimator (:func:`biased`).
+BIAS_CURVES = ("grad_bias_sq", "grad_bias_sq_exact")
+_LONG = ["run_id", "key", "step", "value"]
 # Params that are never a factor of the grid: the seed (the replicate), where the run was
 # logged, and the estimator's own options (part of its label, see :func:`estimator_labels`).
 NOT_FACTORS = ("seed", "tracking.", "estimator.")
@@ -57,7 +63,9 @@ class Sweep:
     ``runs``: one row per job run, sorted; params cast to numbers, the summary metrics, and
     ``complete`` (FINISHED with its summary logged), and the tag ``curves`` (the problem's
     declared curves, comma-separated). ``curves``: long frame (``run_id``, ``key``, ``step``,
-    ``value``).
+    ``value``) of the curves drawn against step. ``start``: the same layout, step 0 only, for
+    measures drawn at θ₀ alone: the variance study's (:data:`STUDY_MEASURES`, per block) and
+    the bias probe's (:data:`BIAS_MEASURES`), with the variance's standard error.
     ``trajectories``: for the runs drawn in the plane, ``{"theta": θ_0…θ_stop, "optimum": x
     or None}``, filled by whoever picks those runs (:func:`trajectories`). ``factors``: the
     grid's columns, the estimator, step size and distance (where the runs have one) first,
@@ -75,6 +83,7 @@ class Sweep:
     trajectories: dict[str, dict] = field(default_factory=dict)
     factors: list[str] = field(default_factory=list)
     problem_curves: list[str] = field(default_factory=list)
+    start: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_LONG))
 
     @property
     def extras(self) -> list[str]:
@@ -247,14 +256,47 @@ def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.Data
     return frame.drop_duplicates(["run_id", "step"], keep="last").astype({"step": "int64", "value": "float64"})
 
 
+def study_param(runs: pd.DataFrame) -> str | None:
+    """The parameter of a θ₀ study: the one numeric ``problem.*`` param that takes several
+    values over the complete runs measured at θ₀ only (``steps`` = 0); None if there is no
+    such run, or no such param, or several (a grid, not a curve). The distance has a figure
+    of its own (the variance against D), so it is never the study's parameter."""
+    if "steps" not in runs:
+        return None
+    at_start = runs[runs["complete"] & (runs["steps"] == 0)]
+    swept = [
+        c for c in runs.columns
+        if c.startswith("problem.") and pd.api.types.is_numeric_dtype(runs[c])
+        and not pd.api.types.is_bool_dtype(runs[c]) and at_start[c].nunique() > 1
+    ]
+    return swept[0] if len(swept) == 1 and swept[0] != "problem.distance" else None
+
+
+def study_facets(runs: pd.DataFrame, param: str) -> list[str]:
+    """The study's other facets, one panel column each: ``problem.f`` where the runs have it,
+    and any other ``problem.*`` param that is not a number and takes several values."""
+    return sorted(
+        c for c in runs.columns
+        if c.startswith("problem.") and c != param and not pd.api.types.is_numeric_dtype(runs[c])
+        and (c == "problem.f" or runs[c].nunique() > 1)
+    )
+
+
 def variance_study(runs: pd.DataFrame) -> pd.Series:
-    """The complete runs of a variance-against-k study (the reference study's figure 2): runs
-    measured at θ₀ only (``steps`` = 0), when their ``problem.k`` spans several values."""
-    cols = ("problem.k", "steps")
-    if not all(c in runs for c in cols):
+    """The complete runs of a θ₀ study (the reference study's figure 2 over k, or any
+    :func:`study_param`): runs measured at θ₀ only (``steps`` = 0) over several values of one
+    numeric param of the problem."""
+    if study_param(runs) is None:
         return pd.Series(False, index=runs.index)
-    mask = runs["complete"] & (runs["steps"] == 0)
-    return mask & (runs.loc[mask, "problem.k"].nunique() > 1)
+    return runs["complete"] & (runs["steps"] == 0)
+
+
+def one_per_seed(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """One complete run per grid cell but the step size, and seed: θ₀ and the probe's random
+    stream at step 0 do not depend on the step size, so such runs repeat one measurement there."""
+    keys = [f for f in factors if f != "step_size"] + (["seed"] if "seed" in runs else [])
+    done = runs[runs["complete"]]
+    return done.drop_duplicates(keys) if keys else done.iloc[:1]
 
 
 def measured_distance(runs: pd.DataFrame) -> pd.Series:
@@ -339,11 +381,46 @@ def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
     parts = [histories(client, done, key) for key in (*CURVES, *extra)]
     parts.append(histories(client, runs.loc[measured, "run_id"], DISTANCE_CURVE))
     parts.append(histories(client, runs.loc[runs["complete"] & ~measured, "run_id"], LOSS_CURVE))
-    study = runs.loc[variance_study(runs), "run_id"]
-    if len(study):  # one step-0 value per run and key: cheap, and only for such a sweep
-        blocks = _blocks(frame, study)
-        keys = ["grad_variance_se", *(f"{m}/{b}" for m in STUDY_MEASURES for b in blocks)]
-        parts += [histories(client, study, key) for key in keys]
+    start = _start(client, frame, runs, factors)
+    if biased(start):  # the bias then moves with θ_t: worth a curve, read only for such a sweep
+        moved = runs.loc[runs["complete"] & (runs["steps"] > 0), "run_id"] if "steps" in runs else []
+        parts += [histories(client, moved, key) for key in BIAS_CURVES]
     curves = pd.concat(parts, ignore_index=True).sort_values(["key", "run_id", "step"], kind="stable")
     return Sweep(uri, experiment, experiment_id, sweep_id, parent, runs, curves.reset_index(drop=True),
-                 factors=factors, problem_curves=extra)
+                 factors=factors, problem_curves=extra, start=start)
+
+
+def biased(start: pd.DataFrame) -> bool:
+    """Whether a run measured its estimator's bias at θ₀ and that estimator is biased: its
+    exact bias² there is not 0 (an unbiased estimator's is 0 exactly), or was not derived."""
+    probed = set(start.loc[start["key"] == "grad_bias_sq", "run_id"])
+    exact = start[(start["key"] == "grad_bias_sq_exact") & start["run_id"].isin(probed)].set_index("run_id")["value"]
+    return bool(probed) and not (exact.reindex(sorted(probed)) == 0).all()
+
+
+def _start(client: MlflowClient, frame: pd.DataFrame, runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """The step-0 values of :attr:`Sweep.start`: the study's per-block measures for its runs,
+    the bias probe's for the runs that logged it, the variance's standard error for both.
+
+    Each key's history is read whole, with one query for the sweep (:func:`histories`; a query
+    by step would take one per run), and cut to step 0; only for one run per cell and seed
+    (:func:`one_per_seed`), which divides the cost by the number of step sizes.
+    """
+    keys: dict[str, pd.Series] = {}
+    study = runs.loc[variance_study(runs), "run_id"]
+    if len(study):
+        blocks = _blocks(frame, study)
+        for key in (f"{m}/{b}" for m in STUDY_MEASURES for b in blocks):
+            keys[key] = study
+    logged = [m for m in BIAS_MEASURES if f"metrics.{m}" in frame]
+    if logged or len(study):
+        probed = one_per_seed(runs, factors)["run_id"]
+        probed = pd.concat([probed, study]).drop_duplicates() if len(study) else probed
+        for key in ("grad_variance_se", *logged):
+            keys[key] = probed
+    parts = [pd.DataFrame(columns=_LONG).astype({"step": "int64", "value": "float64"})]
+    for key, ids in keys.items():
+        history = histories(client, ids, key)
+        parts.append(history[history["step"] == 0])
+    start = pd.concat(parts, ignore_index=True).sort_values(["key", "run_id"], kind="stable")
+    return start.reset_index(drop=True)

@@ -14,26 +14,99 @@ key for key, including the ``hydra`` node.
 Hydra's ``run_job`` also keeps two full copies of each job's config on its ``JobReturn``
 (about 0.2 MB a job), which launchers hold until their batch ends and parallel ones send
 back to the sweeping process; :class:`ReleaseJobConfigs` drops them as the job ends.
+
+Both rest on names private to Hydra (:data:`PRIVATE`, and attributes of the loader and
+callbacks it passes in), which move without notice: when one is gone,
+:func:`share_composition` leaves that part to Hydra (same configs; slower sweeps, or more
+memory) and logs one warning.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import io
+import logging
 import pickle
 import sys
 import uuid
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from hydra._internal.callbacks import Callbacks
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
+from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+# Hydra's private names that shared composition calls: (module, attribute path).
+PRIVATE = (
+    ("hydra._internal.config_loader_impl", "ConfigLoaderImpl._apply_overrides_to_config"),
+    ("hydra._internal.config_loader_impl", "get_overrides_dirname"),
+)
+COMPOSED_IN_FULL = "every job is composed in full, as Hydra does (slower)"
+CONFIGS_KEPT = "job configs are kept until their batch ends (more memory)"
+
+
+def _resolve(module: str, path: str) -> Optional[Any]:
+    """``module``'s attribute at the dotted ``path``, or None if the module or any step is gone."""
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    for name in path.split("."):
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return None
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _private() -> Tuple[Optional[Tuple[Callable[..., Any], ...]], Tuple[str, ...]]:
+    """(the objects named in :data:`PRIVATE`, or None if any is gone; the full names of those gone)."""
+    found = [_resolve(module, path) for module, path in PRIVATE]
+    missing = tuple(f"{m}.{p}" for (m, p), f in zip(PRIVATE, found) if f is None)
+    return (None if missing else tuple(found)), missing
+
+
+def _missing_for(loader: Any) -> List[str]:
+    """What shared composition needs that Hydra, or its config ``loader``, no longer has."""
+    missing = list(_private()[1])
+    if not callable(getattr(getattr(loader, "repository", None), "group_exists", None)):
+        missing.append(f"{type(loader).__qualname__}.repository.group_exists")
+    return missing
+
+
+_WARNED = False
+
+
+def _warn(gone: Dict[str, str]) -> None:
+    """Log what is gone and what it costs, ``{name: effect}``, once per process (not once per job)."""
+    global _WARNED
+    if gone and not _WARNED:
+        _WARNED = True
+        log.warning(
+            "Hydra no longer has %s. Results are the same; see Maintenance in the README.",
+            "; ".join(f"{name}: {effect}" for name, effect in gone.items()),
+        )
+
+
+def share_composition(context: HydraContext) -> HydraContext:
+    """``context`` with a loader that shares composition between a sweep's jobs, and jobs that
+    drop their configs as they end; what needs a private name that is gone is left to Hydra."""
+    loader, missing = context.config_loader, _missing_for(context.config_loader)
+    gone = dict.fromkeys(missing, COMPOSED_IN_FULL)
+    if not isinstance(getattr(context.callbacks, "callbacks", None), list):
+        gone[f"{type(context.callbacks).__qualname__}.callbacks"] = CONFIGS_KEPT
+    _warn(gone)  # before release_job_configs, so that one warning names all that is gone
+    if not missing:
+        loader = SharedCompositionLoader(loader)
+    release_job_configs(context.callbacks)
+    return HydraContext(config_loader=loader, callbacks=context.callbacks)
 
 
 # (token of the loader, {structural overrides: composed config}) of the current sweep.
@@ -48,9 +121,10 @@ class SharedCompositionLoader(ConfigLoader):
     (joblib pickles it with every job) builds the cache once per worker, not once per job.
     """
 
-    def __init__(self, delegate: ConfigLoaderImpl) -> None:
+    def __init__(self, delegate: ConfigLoader) -> None:
         self.delegate = delegate
         self.token = uuid.uuid4().hex
+        self.missing = _missing_for(delegate)  # non-empty: compose every job as Hydra does
 
     @property
     def _bases(self) -> Dict[Tuple[str, ...], Union[_Frozen, DictConfig]]:
@@ -69,11 +143,15 @@ class SharedCompositionLoader(ConfigLoader):
         )
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        if self.missing:
+            _warn(dict.fromkeys(self.missing, COMPOSED_IN_FULL))
+            return self.delegate.load_sweep_config(master_config, sweep_overrides)
         # A search path changes which keys are config groups: compose such jobs in full.
         if OmegaConf.select(master_config, "hydra.searchpath") or any(
             "hydra.searchpath" in item for item in sweep_overrides
         ):
             return self.delegate.load_sweep_config(master_config, sweep_overrides)
+        apply_overrides, overrides_dirname = _private()[0]
         parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
         values = [o for o in parsed if self._is_value(o)]
         if not values:
@@ -83,13 +161,13 @@ class SharedCompositionLoader(ConfigLoader):
         if base is None:
             base = self._bases[key] = _frozen(self.delegate.load_sweep_config(master_config, list(key)))
         cfg = base.copy() if isinstance(base, _Frozen) else copy.deepcopy(base)
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        apply_overrides(values, cfg)
         # The bookkeeping Hydra does after applying the overrides, for the whole job.
         app = [o for o in parsed if not o.is_hydra_override()]
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in app]
             dirname = cfg.hydra.job.config.override_dirname
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
+            cfg.hydra.job.override_dirname = overrides_dirname(
                 overrides=app, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys
             )
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
@@ -171,11 +249,17 @@ class ReleaseJobConfigs(Callback):
         job_return.cfg = job_return.hydra_cfg = None
 
 
-def release_job_configs(callbacks: Callbacks) -> None:
-    """Register :class:`ReleaseJobConfigs` with Hydra's ``callbacks``, once.
+def release_job_configs(callbacks: Any) -> bool:
+    """Register :class:`ReleaseJobConfigs` with Hydra's ``callbacks``, once; False if it cannot.
 
     Registered first, so that it runs last: Hydra notifies ``on_job_end`` in reverse order,
-    and every other callback still sees the whole ``JobReturn``.
+    and every other callback still sees the whole ``JobReturn``. Hydra has no public way to
+    add a callback from a plugin: this edits the list inside its private ``Callbacks``.
     """
-    if not any(isinstance(c, ReleaseJobConfigs) for c in callbacks.callbacks):
-        callbacks.callbacks.insert(0, ReleaseJobConfigs())
+    registered = getattr(callbacks, "callbacks", None)
+    if not isinstance(registered, list):
+        _warn({f"{type(callbacks).__qualname__}.callbacks": CONFIGS_KEPT})
+        return False
+    if not any(isinstance(c, ReleaseJobConfigs) for c in registered):
+        registered.insert(0, ReleaseJobConfigs())
+    return True

@@ -11,21 +11,24 @@
 """
 
 import hashlib
+import itertools
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.sweep.composition import SharedCompositionLoader, release_job_configs
+from experiments.sweep.composition import share_composition
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +51,45 @@ def _one_line(text: Any) -> str:
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
-class TrackedSweeper(BasicSweeper):
+def grid(overrides: Sequence[Override]) -> List[List[str]]:
+    """Every job's overrides, in the order of Hydra's basic sweeper: the product of the sweeps,
+    a key given twice keeping its first place and its last value."""
+    axes: Dict[str, List[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            assert override.value_type is not None
+            raise HydraException(f"TrackedSweeper does not support sweep type : {override.value_type.name}")
+    return [list(job) for job in itertools.product(*axes.values())]
+
+
+# On Hydra's public Sweeper: its basic sweeper is private (hydra._internal), and of it this
+# sweeper, which plans and launches the grid itself, needs only the grid's expansion (`grid`).
+class TrackedSweeper(Sweeper):
     def __init__(self, max_batch_size: Optional[int] = 256, params: Optional[Dict[str, str]] = None, rerun: bool = False):
-        super().__init__(max_batch_size=max_batch_size, params=params)
+        super().__init__()
+        self.max_batch_size = max_batch_size
+        self.params = params or {}
         self.rerun = rerun
-        self._workers: Optional[threading.Thread] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.config: Optional[DictConfig] = None
+        self.launcher: Optional[Launcher] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # The sweeper's own check and every launcher then compose jobs through the same loader.
-        loader = SharedCompositionLoader(hydra_context.config_loader)
-        release_job_configs(hydra_context.callbacks)
-        super().setup(
-            hydra_context=HydraContext(config_loader=loader, callbacks=hydra_context.callbacks),
-            task_function=task_function,
-            config=config,
+        self.hydra_context = share_composition(hydra_context)
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=self.hydra_context, task_function=task_function, config=config
         )
+
+    def _parse_config(self) -> List[str]:
+        """``hydra.sweeper.params`` as overrides, to go before the command line's."""
+        return [f"{key}={value}" for key, value in self.params.items()]
 
     def sweep(self, arguments: List[str]) -> Any:
         # Imported here: Hydra imports every plugin module at start-up, MLflow is slow to import.
@@ -72,34 +99,27 @@ class TrackedSweeper(BasicSweeper):
             return self._sweep(arguments)
 
     def _plan(self, arguments: List[str]):
-        """Every job's overrides and config hash, validated; and the one store they log to.
-
-        A joblib launcher's workers are started once the jobs are valid and before the store
-        is opened, so that their start-up overlaps it (:mod:`experiments.sweep.prestart`).
-        """
+        """Every job's overrides and config hash, validated; and the one store they log to."""
         from experiments import tracking
         from experiments.config import ConfigError, config_hash, refuse, validate
-        from experiments.sweep.prestart import start_workers
 
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(self._parse_config() + list(arguments))
         jobs, stores = [], set()
-        for batch in self.split_arguments(parsed, None):
-            for overrides in batch:
-                try:
-                    cfg = loader.load_sweep_config(self.config, list(overrides))
-                    validate(cfg)
-                except ConfigError as err:
-                    refuse(str(err))
-                except HydraException as err:
-                    refuse(_one_line(err))
-                stores.add((cfg.tracking.uri, cfg.tracking.experiment))
-                jobs.append((list(overrides), config_hash(cfg)))
+        for overrides in grid(parsed):
+            try:
+                cfg = loader.load_sweep_config(self.config, list(overrides))
+                validate(cfg)
+            except ConfigError as err:
+                refuse(str(err))
+            except HydraException as err:
+                refuse(_one_line(err))
+            stores.add((cfg.tracking.uri, cfg.tracking.experiment))
+            jobs.append((list(overrides), config_hash(cfg)))
         if len(stores) != 1:
             refuse("invalid sweep over tracking.uri or tracking.experiment: allowed: one store and experiment per sweep")
         ((uri, experiment),) = stores
-        self._workers = start_workers(self.launcher)
         try:
             tracking.preflight(uri)
             tracking.experiment_id(uri, experiment)  # refuses a deleted experiment, creates a new one
@@ -156,8 +176,6 @@ class TrackedSweeper(BasicSweeper):
             except ConfigError as err:
                 refuse(str(err))
 
-        if self._workers is not None:
-            self._workers.join()  # the launcher then finds the pool idle and reuses it
         extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'"]
         todo = [overrides + extra for overrides, h in jobs if h not in done]
         returns: List[Sequence[JobReturn]] = []
