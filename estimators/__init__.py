@@ -1,11 +1,12 @@
 """Monte Carlo gradient estimators: pure functions with one shared signature, over distribution families.
 
 See :mod:`estimators.core` for the signature, :mod:`estimators.families` for the families
-(Gaussian, Bernoulli); variance reduction wraps an estimator (:mod:`estimators.baselines`,
+(Gaussian, Bernoulli, Categorical); :mod:`estimators.arm` (ARM, DisARM) and
+:mod:`estimators.relaxed` (Gumbel-softmax, straight-through, REBAR) for the discrete ones; variance reduction wraps an estimator (:mod:`estimators.baselines`,
 :mod:`estimators.control_variates`), sampling schemes are :mod:`estimators.sampling`.
 """
 
-from estimators import baselines, control_variates, families, sampling
+from estimators import baselines, control_variates, families, relaxed, sampling
 from estimators.core import (
     Estimator,
     Inapplicable,
@@ -20,7 +21,16 @@ from estimators.core import (
     sample_shape,
     spec,
 )
-from estimators.families import Bernoulli, BernoulliParams, Family, Gaussian, GaussianParams
+from estimators.arm import arm, disarm
+from estimators.families import (
+    Bernoulli,
+    BernoulliParams,
+    Categorical,
+    CategoricalParams,
+    Family,
+    Gaussian,
+    GaussianParams,
+)
 from estimators.measure_valued import measure_valued
 from estimators.reparameterization import reparameterization
 from estimators.score_function import score_function
@@ -28,12 +38,15 @@ from estimators.score_function import score_function
 __all__ = [
     "Bernoulli",
     "BernoulliParams",
+    "Categorical",
+    "CategoricalParams",
     "Estimator",
     "Family",
     "Gaussian",
     "GaussianParams",
     "Inapplicable",
     "Integrand",
+    "arm",
     "baselines",
     "biased",
     "check",
@@ -41,10 +54,12 @@ __all__ = [
     "control_variates",
     "core",
     "describe",
+    "disarm",
     "families",
     "initial_state",
     "measure_valued",
     "options",
+    "relaxed",
     "reparameterization",
     "sample_shape",
     "sampling",

@@ -2,8 +2,8 @@ r"""Distribution families q_θ: what the estimators need to know about the distr
 
 A family is an object with named parameter blocks, some of them learned, and a parameter
 value is a NamedTuple with one field per block (:class:`GaussianParams`: ``mean``,
-``scale``; :class:`BernoulliParams`: ``logits``). A gradient is the concatenation of its
-learned blocks, in ``blocks`` order. Every family provides (the :class:`Family` protocol):
+``scale``; :class:`BernoulliParams`, :class:`CategoricalParams`: ``logits``). A gradient
+is the concatenation of its learned blocks, in ``blocks`` order. Every family provides (the :class:`Family` protocol):
 
 * ``noise(sampling, rng, shape, params)``: its base noise ε, drawn by a sampling scheme
   (:mod:`estimators.sampling`) from the family's base distribution (``base``: standard
@@ -16,10 +16,15 @@ And, where the maths exists (the optional protocols, checked by the estimators t
 * :class:`Reparameterizable`, ``pathwise(params, eps, grad)``: ∇f(z)ᵀ ∂z/∂θ, the vector–
   Jacobian product of z = g(θ, ε), from ∇f(z) (an explicit g, or an implicit one);
 * :class:`WeakDifferentiable`, ``weak_derivative(params, rng, shape, sampling, coupling)``:
-  the decomposition ∂_θ q = (q⁺ − q⁻)/c per learned coordinate, as points of q⁺ and q⁻.
+  the decomposition ∂_θ q = (q⁺ − q⁻)/c per learned coordinate, as points of q⁺ and q⁻;
+* :class:`Relaxable`, ``relax(params, eps, temperature)`` and ``relaxed_pathwise(params,
+  relaxed, temperature, grad)``: a continuous relaxation z̃ = g_τ(θ, ε) of a discrete sample,
+  from the same ε as ``sample`` (so that ``sample`` is the hard value H(z̃) for every τ),
+  and the vector–Jacobian product ∇f(z̃)ᵀ ∂z̃/∂θ in closed form.
 
 Reference: Mohamed, Rosca, Figurnov, Mnih, "Monte Carlo Gradient Estimation in Machine
-Learning", JMLR 21(132), 2020, sections 4 (score), 5 (pathwise) and 6 (measure-valued).
+Learning", JMLR 21(132), 2020, sections 4 (score), 5 (pathwise) and 6 (measure-valued);
+relaxations: Maddison, Mnih & Teh (2017), Jang, Gu & Poole (2017).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.special import erfc, gammainccinv, log_ndtr, ndtr
+from scipy.special import erfc, gammainccinv, log_ndtr, logit, ndtr
 
 from estimators.sampling import Sampler, independent
 
@@ -64,6 +69,18 @@ class WeakDifferentiable(Protocol):
     """a weak-derivative decomposition ∂_θ q = (q⁺ − q⁻)/c"""
 
     def weak_derivative(self, params, rng, shape, sampling, coupling: bool) -> list[WeakTerm]: ...
+
+
+@runtime_checkable
+class Relaxable(Protocol):
+    """a continuous relaxation z̃ = g_τ(θ, noise) with ∂z̃/∂θ"""
+
+    def relax(self, params, eps: np.ndarray, temperature: float) -> np.ndarray:
+        """z̃ at temperature τ from the base noise ``eps``, shaped like ``sample(params, eps)``."""
+
+    def relaxed_pathwise(self, params, relaxed: np.ndarray, temperature: float, grad: np.ndarray) -> np.ndarray:
+        """∇f(z̃)ᵀ ∂z̃/∂θ for the learned blocks (flat, (..., k)), from z̃ = ``relaxed`` and
+        ``grad``, a vector shaped like z̃ (∇f at z̃, or wherever the estimator evaluates it)."""
 
 
 class WeakTerm(NamedTuple):
@@ -248,10 +265,16 @@ class Bernoulli:
     * score: ∂ log q/∂φ_j = b_j − p_j;
     * no reparameterization (b is a step function of φ: ∂b/∂φ = 0 almost everywhere);
     * weak derivative: ∂_φj E f = p_j(1 − p_j)·(E[f | b_j = 1] − E[f | b_j = 0]), so q⁺
-      sets b_j = 1 and q⁻ sets b_j = 0 in the same sample (the local expectation gradient).
+      sets b_j = 1 and q⁻ sets b_j = 0 in the same sample (the local expectation gradient);
+    * relaxation (binary Concrete), from the same u: z̃_j = σ((φ_j + L_j)/τ) with the logistic
+      noise L_j = log(1 − u_j) − log u_j, so that z̃_j > ½ exactly when u_j < p_j: the hard
+      value H(z̃) = 1[z̃ > ½] is b. (Written with log u − log(1 − u), the usual form, it is the
+      same relaxation of 1 − u, whose hard value would be 1[u > 1 − p], not this b.)
+      ∂z̃_j/∂φ_j = z̃_j(1 − z̃_j)/τ, and ∂z̃_i/∂φ_j = 0 for i ≠ j.
 
     Reference: Williams (1992); Mohamed et al. (2020), sections 4 and 6; Titsias and
-    Lázaro-Gredilla (2015), local expectation gradients.
+    Lázaro-Gredilla (2015), local expectation gradients; Maddison, Mnih & Teh (2017),
+    binary Concrete.
     """
 
     name: ClassVar[str] = "bernoulli"
@@ -270,6 +293,14 @@ class Bernoulli:
     def score(self, params: BernoulliParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
         return z - sigmoid(params.logits)
 
+    def relax(self, params: BernoulliParams, eps: np.ndarray, temperature: float) -> np.ndarray:
+        # logit(u) = log u − log(1 − u) is ±inf at u = 0 or 1, without a warning: z̃ is 1 or 0 there.
+        return sigmoid((params.logits - logit(eps)) / temperature)
+
+    def relaxed_pathwise(self, params: BernoulliParams, relaxed: np.ndarray, temperature: float,
+                         grad: np.ndarray) -> np.ndarray:
+        return grad * relaxed * (1.0 - relaxed) / temperature
+
     def weak_derivative(self, params: BernoulliParams, rng, shape, sampling, coupling: bool) -> list[WeakTerm]:
         # Coupled: both parts share the sample's other coordinates; else q⁻ draws its own.
         d = dim(params)
@@ -278,6 +309,95 @@ class Bernoulli:
         ones, zeros = np.ones(d), np.zeros(d)
         p = sigmoid(params.logits)
         return [WeakTerm(_replace_diagonal(b_plus, ones), _replace_diagonal(b_minus, zeros), 1.0 / (p * (1.0 - p)))]
+
+
+# --- Categorical.
+
+
+class CategoricalParams(NamedTuple):
+    logits: np.ndarray  # φ, (d, K) or flat (d·K,) row by row: z_j ~ Categorical(softmax(φ_j)) independently
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """softmax over the last axis, without overflow."""
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# u is clipped into [tiny, 1 − 2⁻⁵³] before −log(−log u): the Gumbel variate stays finite (and
+# two +inf never meet in a softmax, as 1 − u = 1 from an antithetic u = 0 would make them),
+# at a change of the distribution below 2⁻⁵².
+_U_MIN, _U_MAX = np.finfo(float).tiny, np.nextafter(1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Categorical:
+    r"""d independent categoricals with K = ``classes`` classes each; one block, ``logits`` φ.
+
+    A sample is one-hot, shape (..., d, K) (z_jk = 1 for the class k drawn in row j), so f
+    takes (..., d, K) arrays; the logits are (d, K), and d·K of them in a flat gradient, row
+    by row (a flat φ of d·K entries, as an optimizer hands it back, is read the same way).
+    π_j = softmax(φ_j).
+
+    Base noise u ~ U(0, 1)^{d·K}, through the Gumbel-max trick: g = −log(−log u), and row j
+    takes the class argmax_k (φ_jk + g_jk), exactly Categorical(π_j). Exact under every scheme
+    that gives each row of u the uniform marginal on the cube, as the Bernoulli is:
+    ``antithetic`` (1 − u is uniform too, so −log(−log(1 − u)) is Gumbel and the mirrored
+    sample is exact, though not the "opposite" class) and ``qmc`` (each scrambled Sobol point
+    is uniform on the cube). Both only correlate the samples of a set.
+
+    * score: ∂ log q/∂φ_jk = z_jk − π_jk;
+    * no reparameterization (z is a step function of φ); no weak derivative here;
+    * relaxation (Gumbel-softmax, Concrete), from the same u: z̃_j = softmax((φ_j + g_j)/τ),
+      whose argmax is the sample's class (softmax is monotone): H(z̃) = z.
+      ∂z̃_jk/∂φ_jl = z̃_jk(δ_kl − z̃_jl)/τ, so (vᵀ ∂z̃_j/∂φ_j)_l = z̃_jl(v_l − Σ_k v_k z̃_jk)/τ;
+      rows do not interact.
+
+    Reference: Gumbel (1954); Maddison, Tarlow & Minka (2014), the Gumbel-max trick; Jang, Gu
+    & Poole (2017), eqs. 1–2; Maddison, Mnih & Teh (2017), the Concrete distribution.
+    """
+
+    classes: int
+    name: ClassVar[str] = "categorical"
+    blocks: ClassVar[tuple[str, ...]] = ("logits",)
+    learned: ClassVar[tuple[str, ...]] = ("logits",)
+    base: ClassVar[str] = "uniform"
+    schemes: ClassVar[tuple[str, ...]] = ("independent", "antithetic", "qmc")
+    Params: ClassVar[type] = CategoricalParams
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.classes, (int, np.integer)) and not isinstance(self.classes, bool)
+                and self.classes >= 2):
+            raise ValueError(f"a categorical family needs an integer number of classes >= 2, got {self.classes!r}")
+
+    def logits(self, params: CategoricalParams) -> np.ndarray:
+        """φ as (d, K)."""
+        return np.asarray(params.logits, dtype=np.float64).reshape(-1, self.classes)
+
+    def noise(self, sampling, rng, shape, params) -> np.ndarray:
+        return sampling(rng, shape, int(np.size(params.logits)), base="uniform")
+
+    def gumbel(self, eps: np.ndarray) -> np.ndarray:
+        """g = −log(−log u), shape (..., d, K), from u (..., d·K)."""
+        u = np.clip(eps, _U_MIN, _U_MAX).reshape(*np.shape(eps)[:-1], -1, self.classes)
+        return -np.log(-np.log(u))
+
+    def sample(self, params: CategoricalParams, eps: np.ndarray) -> np.ndarray:
+        k = np.argmax(self.logits(params) + self.gumbel(eps), axis=-1)
+        return (k[..., None] == np.arange(self.classes)).astype(float)
+
+    def score(self, params: CategoricalParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        s = z - softmax(self.logits(params))
+        return s.reshape(*s.shape[:-2], -1)
+
+    def relax(self, params: CategoricalParams, eps: np.ndarray, temperature: float) -> np.ndarray:
+        return softmax((self.logits(params) + self.gumbel(eps)) / temperature)
+
+    def relaxed_pathwise(self, params: CategoricalParams, relaxed: np.ndarray, temperature: float,
+                         grad: np.ndarray) -> np.ndarray:
+        inner = np.einsum("...k,...k->...", grad, relaxed)[..., None]
+        out = relaxed * (grad - inner) / temperature
+        return out.reshape(*out.shape[:-2], -1)
 
 
 def with_learned(family: Family, blocks: tuple[str, ...]) -> Family:

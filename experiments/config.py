@@ -64,6 +64,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "problem.sigma": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "learn_scale": (lambda v: isinstance(v, bool), "true or false"),
     "estimator.coupling": (lambda v: isinstance(v, bool), "true or false"),
+    "estimator.temperature": (lambda v: _real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
+    "estimator.eta": (lambda v: _real(v) and math.isfinite(v), "a finite number"),
     "estimator.baseline.decay": (lambda v: _real(v) and 0 < v < 1, "a number in (0, 1)"),
     "estimator.baseline.pilot": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "problem.f": (lambda v: v in ("square", "exp", "cos"), "one of square, exp, cos"),
@@ -135,13 +137,13 @@ def check_applies(cfg: DictConfig) -> None:
     reason = _inapplicable(key)
     if reason is None:
         return
-    problem, estimator = cfg.problem.get("name", "?"), cfg.estimator.get("name", "?")
+    name, estimator = cfg.problem.get("name", "?"), cfg.estimator.get("name", "?")
     if reason.startswith("learn_scale"):
-        raise ConfigError(f"invalid learn_scale=true with problem={problem}: allowed: false ({reason})")
+        raise ConfigError(f"invalid learn_scale=true with problem={name}: allowed: false ({reason})")
     problem, family = _family_of(cfg)
     sampling = _node(cfg, "sampling.name") or "independent"
     fits = [name for name, est in estimator_options() if _applies(est, family, sampling, problem)]
-    raise ConfigError(f"invalid estimator={estimator} with problem={problem}: {reason}; "
+    raise ConfigError(f"invalid estimator={estimator} with problem={name}: {reason}; "
                       f"allowed: estimator={','.join(fits) or '(none with this sampling)'}")
 
 

@@ -36,12 +36,28 @@ def test_top_config_composes_resolves_and_instantiates(compose_config, name):
         assert build(node) is not None
 
 
+PROBLEMS = sorted(p.stem for p in (CONF_DIR / "problem").glob("*.yaml"))
+
+
 @pytest.mark.parametrize("group, option", GROUP_OPTIONS, ids=lambda x: str(x))
 def test_every_group_option_composes_validates_and_instantiates(compose_config, group, option):
-    cfg = compose_config(f"{group}={option}")
-    validate(cfg)
-    for _, node in targets(cfg):
-        assert build(node) is not None
+    """With the default problem, or, for an estimator of some families only (arm: Bernoulli) or
+    one that needs two samples (leave-one-out), with the first problem it applies to."""
+    extras = [()]
+    if group == "estimator":
+        extras += [(f"problem={p}", f"samples={n}") for n in (1, 2) for p in PROBLEMS]
+    refusals = []
+    for extra in extras:
+        cfg = compose_config(f"{group}={option}", *extra)
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            refusals.append(str(err))
+            continue
+        for _, node in targets(cfg):
+            assert build(node) is not None
+        return
+    pytest.fail(refusals[0])
 
 
 def test_default_is_the_founding_setting(compose_config):
@@ -101,6 +117,10 @@ BAD_VALUES = [
     ("problem=logistic_regression problem.test_fraction=1", "problem.test_fraction"),
     ("problem=logistic_regression problem.split_seed=-1", "problem.split_seed"),
     ("problem=bernoulli_toy problem.target=nan", "problem.target"),
+    ("problem=bernoulli_toy estimator=gumbel_softmax estimator.temperature=0", "estimator.temperature"),
+    ("problem=bernoulli_toy estimator=rebar estimator.eta=inf", "estimator.eta"),
+    ("problem=categorical_toy estimator=rebar", "estimator=rebar"),
+    ("problem=quadratic estimator=arm", "estimator=arm"),
     ("problem=bernoulli_toy problem.logit0=inf", "problem.logit0"),
     ("problem=bernoulli_toy problem.logit0=abc", "problem.logit0"),
     # Constraints between keys.

@@ -13,11 +13,11 @@ from experiments.report import build_report, read_sweep
 from experiments.report import tables
 
 GRID = ["hydra.sweeper.params=null", "problem=bernoulli_toy", "problem.logit0=-1,1",
-        "estimator/baseline=none,leave_one_out", "samples=2", "seed=0,1", "steps=50", "log_points=6",
+        "estimator/baseline=none,optimal", "samples=2", "seed=0,1", "steps=50", "log_points=6",
         "step_size=0.3"]
 SETTINGS = ["--problem.logit0--1", "--problem.logit0-1"]  # one figure set per start φ₀
 NEED_DISTANCE = ["variance_vs_distance", "convergence", "outcomes", "fair_comparison", "trajectories"]
-NONE, LOO = "score_function (baseline=none)", "score_function (baseline=leave_one_out)"
+NONE, OPTIMAL = "score_function (baseline=none)", "score_function (baseline=optimal)"
 
 
 def files(folder):
@@ -82,7 +82,7 @@ def test_the_summary_holds_the_loss_and_the_variance_not_a_distance(sweep):
 
 
 def test_the_exact_variance_is_read_where_logged(sweep):
-    """The closed form is the plain score function's: its runs log it, the leave-one-out's do not."""
+    """The closed form is the plain score function's: its runs log it, the optimal baseline's (none derived) do not."""
     store, _ = sweep
     data = read_sweep(store.uri, "mcgrad-bench")
     assert "problem.distance" not in data.factors and data.problem_curves == []
@@ -96,7 +96,7 @@ def test_the_exact_variance_is_read_where_logged(sweep):
         values = [next(m.value for m in client.get_metric_history(i, "grad_variance_exact") if m.step == step)
                   for i in ids]
         assert group["median"].item() == pytest.approx(np.median(values))
-    assert not client.get_metric_history(data.runs.loc[data.runs["estimator"] == LOO, "run_id"].iloc[0],
+    assert not client.get_metric_history(data.runs.loc[data.runs["estimator"] == OPTIMAL, "run_id"].iloc[0],
                                          "grad_variance_exact")
 
 
