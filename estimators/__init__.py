@@ -6,7 +6,8 @@ See :mod:`estimators.core` for the signature, :mod:`estimators.families` for the
 :mod:`estimators.control_variates`), sampling schemes are :mod:`estimators.sampling`.
 """
 
-from estimators import baselines, control_variates, families, relaxed, sampling
+# `arm` is the module of ARM and DisARM (estimators.arm.arm, estimators.arm.disarm), as configs name them.
+from estimators import arm, baselines, control_variates, families, relaxed, sampling
 from estimators.core import (
     Estimator,
     Inapplicable,
@@ -21,7 +22,6 @@ from estimators.core import (
     sample_shape,
     spec,
 )
-from estimators.arm import arm, disarm
 from estimators.families import (
     Bernoulli,
     BernoulliParams,
@@ -54,7 +54,6 @@ __all__ = [
     "control_variates",
     "core",
     "describe",
-    "disarm",
     "families",
     "initial_state",
     "measure_valued",
