@@ -37,7 +37,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 from scipy.special import erfc, gammainccinv, log_ndtr, logit, ndtr
 
-from estimators.sampling import Sampler, independent
+from estimators.sampling import Sampler
 
 
 @runtime_checkable

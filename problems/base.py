@@ -10,6 +10,7 @@ the problem has a closed form for, and the problem's own curves by the names it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,6 +82,21 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     ValueError into its one-line refusal before anything is written."""
     if not ok:
         raise ValueError(f"invalid problem.{key}={value!r}: allowed: {allowed}")
+
+
+def require_int(problem, key: str, least: int) -> None:
+    """``problem.<key>`` is an integer >= ``least``."""
+    value = getattr(problem, key)
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= least, key, value,
+            f"an integer >= {least}")
+
+
+def require_finite(problem, *keys: str) -> None:
+    """Each ``problem.<key>`` is a finite number."""
+    for key in keys:
+        value = getattr(problem, key)
+        require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), key, value,
+                "a finite number")
 
 
 def optimum(problem) -> np.ndarray | None:

@@ -56,7 +56,7 @@ import numpy as np
 
 from estimators import Bernoulli, BernoulliParams, spec
 from estimators.families import sigmoid
-from problems.base import require
+from problems.base import require_finite, require_int
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,8 @@ class BernoulliToy:
     family = Bernoulli()
 
     def __post_init__(self) -> None:
-        require(isinstance(self.dim, int) and not isinstance(self.dim, bool) and self.dim >= 1, "dim", self.dim,
-                "an integer >= 1")
-        for key in ("target", "logit0"):
-            value = getattr(self, key)
-            require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), key,
-                    value, "a finite number")
+        require_int(self, "dim", 1)
+        require_finite(self, "target", "logit0")
 
     @property
     def params0(self) -> BernoulliParams:

@@ -32,7 +32,7 @@ import numpy as np
 
 from estimators import spec
 from estimators.families import Categorical, CategoricalParams, softmax
-from problems.base import require
+from problems.base import require, require_finite, require_int
 
 
 def _finite(value: Any) -> bool:
@@ -51,12 +51,9 @@ class CategoricalToy:
     logit0: float = 0.0
 
     def __post_init__(self) -> None:
-        for key, low in (("dim", 1), ("classes", 2)):
-            value = getattr(self, key)
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= low, key, value,
-                    f"an integer >= {low}")
-        for key in ("target", "logit0"):
-            require(_finite(getattr(self, key)), key, getattr(self, key), "a finite number")
+        require_int(self, "dim", 1)
+        require_int(self, "classes", 2)
+        require_finite(self, "target", "logit0")
         if self.costs is not None:
             costs = self.costs
             require(isinstance(costs, (list, tuple)) and len(costs) == self.classes and all(map(_finite, costs)),
