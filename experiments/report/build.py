@@ -100,8 +100,9 @@ def _tolerance(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
 
 
 def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild: str = "") -> Path:
-    """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance only), the figures
-    and ``index.html`` into ``out``."""
+    """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance only), the θ₀
+    study's numbers or the MSE split's (``mse_split.csv``) where drawn, the figures and
+    ``index.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for pattern in OWNED:
         for stale in out.glob(pattern):
@@ -119,20 +120,24 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
     loss = tables.bands(sweep, "loss")
     var = tables.bands(sweep, "grad_variance")
     exact = tables.bands(sweep, "grad_variance_exact")
+    # Read only in a sweep with a biased estimator (data.biased): else empty, and not drawn.
+    bias = tables.bands(sweep, "grad_bias_sq", far_after_stop=False)
+    bias_exact = tables.bands(sweep, "grad_bias_sq_exact", far_after_stop=False)
     tol = _tolerance(runs, factors)
     picks = tables.trajectory_runs(runs, factors)
     # The problem's own curves: +inf after a divergence would read as "best" for some (an ELBO).
     own = {key: tables.bands(sweep, key, far_after_stop=False) for key in sweep.problem_curves}
     colors = figures.palette(sorted(runs["estimator"].unique()))
     sections = []
-    study = tables.variance_vs_k(sweep)
-    if len(study):  # a sweep over k at θ₀: one figure for the whole sweep, the settings being its k
-        _csv(study, out / "variance_vs_k.csv")
-        samples = sorted(runs.loc[variance_study(runs), "samples"].dropna().unique()) if "samples" in runs else []
-        figures.save_png(figures.variance_vs_k(
-            study, colors, "Gradient variance at θ₀ against k, per test function f and parameter block",
-            samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?")), out / "variance_vs_k.png", options.dpi)
-        sections.append(("", [("variance_vs_k", ["variance_vs_k.png"], "", "")]))
+    param, facets = tables.study_columns(sweep)
+    study = tables.variance_vs_param(sweep)
+    short = param.removeprefix("problem.") if param else ""
+    if len(study):  # a sweep at θ₀ over one param: its figures cover the whole sweep, the settings being its values
+        sections.append(("", _study(sweep, study, param, facets, colors, out, options)))
+    # A θ₀ study draws its bias against its param instead.
+    split = tables.mse_split(sweep) if not len(study) else pd.DataFrame()
+    if len(split):
+        _csv(split, out / "mse_split.csv")
     all_settings = tables.settings(runs, sweep.extras)
     for setting in all_settings:
         suffix = "" if len(all_settings) == 1 else "--" + _safe(tables.label(setting).replace(" = ", "-"))
@@ -147,10 +152,13 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
             "loss": tables.select(loss, setting),
             "var": tables.select(var, setting),
             "exact": tables.select(exact, setting),
+            "bias": tables.select(bias, setting),
+            "bias_exact": tables.select(bias_exact, setting),
             "tol": tables.select(tol, setting),
             "picks": _planar(tables.select(picks, setting), sweep.trajectories),
             "own": {key: tables.select(band, setting) for key, band in own.items()},
-            "study": bool(len(study)),
+            "study": short if len(study) else "",
+            "split": tables.select(split, setting) if len(split) else split,
             "distance": bool(tables.has_distance(members).any()),
             # Runs that only measured at θ₀ have one point per curve: nothing to draw against step.
             "at_start": bool(len(done)) and "steps" in done and bool((done["steps"] == 0).all()),
@@ -159,6 +167,35 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
     index = out / "index.html"
     index.write_text(_page(sweep, out, summary, best, sections, rebuild), encoding="utf-8")
     return index
+
+
+def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], colors: dict, out: Path,
+           options: Options) -> list[tuple]:
+    """The θ₀ study's figures and numbers: the variance against its param, and the bias where
+    the runs logged it; returns their page entries as :func:`_figures` does."""
+    runs = sweep.runs
+    short = param.removeprefix("problem.")
+    fill = {"param": short, "per": _and([FACET_LABELS.get(f, f) for f in facets] + ["parameter block"])}
+    samples = sorted(runs.loc[variance_study(runs), "samples"].dropna().unique()) if "samples" in runs else []
+    name = f"variance_vs_{_safe(short)}"
+    _csv(study, out / f"{name}.csv")
+    figures.save_png(figures.variance_vs_param(
+        study, colors, f"Gradient variance at θ₀ against {short}, per {fill['per']}", param, facets,
+        samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?")), out / f"{name}.png", options.dpi)
+    # A caption of its own for a figure of the reference study (by name), else the general one.
+    made = [(name if name in CAPTIONS else "variance_vs_param", [f"{name}.png"], "",
+             f"Gradient variance at θ₀ against {short}", fill | {"csv": f"{name}.csv"})]
+    bias = tables.bias_vs_param(sweep)
+    if len(bias):
+        name = f"bias_vs_{_safe(short)}"
+        _csv(bias, out / f"{name}.csv")
+        per = _and([FACET_LABELS.get(f, f) for f in facets])
+        figures.save_png(figures.bias_vs_param(
+            bias, colors, f"Squared bias of the gradient at θ₀ against {short}" + (f", per {per}" if per else ""),
+            param, facets), out / f"{name}.png", options.dpi)
+        made.append(("bias_vs_param", [f"{name}.png"], "", f"Bias of the gradient at θ₀ against {short}",
+                     fill | {"csv": f"{name}.csv"}))
+    return made
 
 
 def _fair(best: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
@@ -196,6 +233,28 @@ CAPTIONS = {
         "tr Cov of the gradient estimate at θ₀ (N = samples per estimate) for each block of θ = (μ, σ) and "
         "test function, against its parameter k, as in Mohamed et al. (JMLR 2020), figure 2: measured "
         "(points, ± 1 standard error) and in closed form (lines, where known). Numbers: variance_vs_k.csv.",
+    ),
+    "variance_vs_param": (
+        "Gradient variance at θ₀ against the swept parameter",
+        "tr Cov of the gradient estimate at θ₀ (N = samples per estimate) against {param}, per {per}: "
+        "measured (points, ± 1 standard error) and in closed form (lines, where known). The x axis is "
+        "logarithmic only for positive values over a decade or more; a panel's y axis where all its values "
+        "are positive, symlog where some are 0 (a deterministic estimate). Numbers: {csv}.",
+    ),
+    "bias_vs_param": (
+        "Bias of the gradient at θ₀ against the swept parameter",
+        "‖E ĝ − ∇L‖² at θ₀ against {param}: measured by each run's probe (points, the mean over seeds of an "
+        "unbiased estimate, which can come out slightly negative, ± 1 standard error; points at one value set "
+        "slightly apart) and exact (lines, where logged). Unbiased estimators have an exact bias² of 0 and "
+        "should sit at 0 within a few of their standard errors. Numbers: {csv}.",
+    ),
+    "mse_split": (
+        "Mean squared error at θ₀: bias² and variance",
+        "E‖ĝ − ∇L‖² of the gradient estimate at θ₀ per estimator, split into the squared bias (hatched: the "
+        "measured value, clipped at 0 for the bar) and the variance tr Cov[ĝ], means over seeds (θ₀ does not "
+        "depend on the step size: each seed counts once). Each bar is annotated with the measured bias² ± 1 "
+        "standard error and its exact value where logged (0 for an unbiased estimator, whose measured value "
+        "should then be 0 within a few standard errors). Numbers: mse_split.csv.",
     ),
     "distance": (
         "Sections that need a distance",
@@ -235,6 +294,14 @@ CAPTIONS = {
         "band over seeds), and its exact value at θ_t (dashed, median over seeds) where the problem "
         "knows it for the estimator.",
     ),
+    "bias_along_trajectory": (
+        "Bias of the gradient along the trajectory",
+        "‖E ĝ − ∇L‖² of the gradient estimate at θ_t against step, measured by each run's probe (median "
+        "and inter-quartile band over seeds of an unbiased estimate, which can come out slightly negative) "
+        "and exact (dashed, median over seeds) where logged. Drawn for a sweep with a biased estimator "
+        "(its exact bias² at θ₀ is not 0, or was not derived): its bias moves with θ_t, while an unbiased "
+        "estimator's stays at 0.",
+    ),
     "problem_curves": (
         "Curves of the problem",
         "The curves the problem declares, against step: median over seeds with the inter-quartile "
@@ -255,10 +322,10 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
 
     def save(name: str, fig, heading: str = "") -> None:
         figures.save_png(fig, out / f"{name}{suffix}.png", options.dpi)
-        made.append((name, [f"{name}{suffix}.png"], "", heading))
+        made.append((name, [f"{name}{suffix}.png"], "", heading, {}))
 
     def skip(name: str, why: str) -> None:
-        made.append((name, [], why, ""))
+        made.append((name, [], why, "", {}))
 
     start = sub["start"]
     at_distance = "problem.distance" in start and (start["mean"].notna() & (start["problem.distance"] > 0)).any()
@@ -267,14 +334,17 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
             save("variance_vs_distance", figures.variance_vs_distance(
                 start, colors, "Gradient variance at θ₀ against distance D" + where))
         elif sub["study"]:
-            skip("variance_vs_distance",
-                 "Runs at θ₀ over several k, no distance D: see the variance against k above.")
+            skip("variance_vs_distance", f"Runs at θ₀ over several {sub['study']}, no distance D: see the variance "
+                                         f"against {sub['study']} above.")
         else:
             skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
     else:
         skip("distance", "The problem has no optimum (its runs logged no distance): no variance against D, "
                          "convergence to tolerance, outcomes by final distance, fair comparison by steps to "
                          "tolerance, or trajectories in the plane.")
+    if len(sub["split"]):
+        save("mse_split", figures.mse_split(
+            sub["split"], colors, "Mean squared error of the gradient at θ₀: bias² and variance per estimator" + where))
     if sub["at_start"]:
         skip("at_start", "Runs measured at θ₀ only (steps = 0): no curve against step.")
     elif sub["distance"]:
@@ -302,6 +372,10 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
                 sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where, exact=sub["exact"]))
         else:
             skip("variance_along_trajectory", "No complete run: no curve to draw.")
+        if len(sub["bias"]):
+            save("bias_along_trajectory", figures.bias_along(
+                sub["bias"], sub["table"], colors, "Squared bias of the gradient along the trajectory" + where,
+                exact=sub["bias_exact"]))
         own = {key: band for key, band in sub["own"].items() if len(band)}
         if own:
             names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in own])
@@ -430,6 +504,8 @@ COLUMNS = {
     tables.RATIO: f"that variance over the {tables.REFERENCE}'s in the same cell",
 }
 FACTORS = {"step_size": "step size", "problem.distance": "distance"}
+# Cosmetic names of a θ₀ study's facets in its figure titles; any other facet goes by its name.
+FACET_LABELS = {"problem.f": "test function f"}
 
 
 def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | None, sections: list,
@@ -468,10 +544,10 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | N
     for where, made in sections:
         if where:
             body.append(f"<h2>Setting{_e(where)}</h2>")
-        for name, files, note, heading in made:
+        for name, files, note, heading, fill in made:
             n += 1
             title, caption = CAPTIONS[name]
-            title = heading or title
+            title, caption = heading or title, caption.format(**fill) if fill else caption
             body.append(f"<h2>{n}. {_e(title)}{_e(where)}</h2><figure>")
             if not files:
                 body.append(f'<p class="warn">{_e(note)}</p>')

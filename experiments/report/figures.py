@@ -169,43 +169,104 @@ def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figur
 
 
 TEST_FUNCTIONS = {"square": "(x − k)²", "exp": "exp(−k x²)", "cos": "cos(k x)"}
-BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_{(\mu,\sigma)}$"}
+# The total over θ is drawn only for runs that logged no block of it: θ is then one block.
+BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_\theta$"}
+# Cosmetic labels of a study's swept param by name; any other is labelled by its name.
+PARAM_LABELS = {"problem.k": "k (parameter of f)"}
 
 
-def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "N = 1") -> Figure:
-    """Gradient variance at θ₀ against k (log–log), as the reference study's figure 2: one
-    panel per test function f (columns) and block of θ (rows), measured (mean ± 1 SE) and
-    exact (lines; none where unknown). ``data`` is :func:`tables.variance_vs_k`'s frame."""
-    fs = sorted(data["problem.f"].unique(), key=str)
+def _positive(values) -> bool:
+    """Whether every finite value is positive: a log axis then shows them all. A value below
+    1e-12 of the largest is a zero up to rounding (a deterministic estimate's variance)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return v.size > 0 and bool((v > 1e-12 * v.max()).all())
+
+
+def _variance_scale(ax, values) -> None:
+    """A panel's y scale: logarithmic for positive variances (the usual case), symlog when some
+    are 0 (a deterministic estimate) and the others span a decade or more, linear otherwise."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if _positive(v):
+        _log(ax, "y")
+        # A panel often spans less than a decade: ticks at 1, 2, 5 × 10ⁿ keep it readable.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        return
+    pos = v[v > 1e-12 * np.abs(v).max()] if v.size else v
+    if pos.size > 1 and math.log10(pos.max() / pos.min()) >= 1.0:
+        linthresh = float(10.0 ** math.floor(math.log10(pos.min())))
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_ylim(bottom=-linthresh)  # a variance is not negative: no empty decades below 0
+
+
+def _log_x(values) -> bool:
+    """A study's x axis is logarithmic only for positive values over at least a decade."""
+    v = np.asarray(values, dtype=float)
+    return v.size > 1 and bool((v > 0).all()) and math.log10(v.max() / v.min()) >= 1.0
+
+
+def _facet_levels(data: pd.DataFrame, facets: Sequence[str]) -> list[tuple]:
+    """The distinct values of the facet columns, sorted as text: one panel column each."""
+    if not facets:
+        return [()]
+    combos = {tuple(row) for row in data[list(facets)].itertuples(index=False)}
+    return sorted(combos, key=lambda t: tuple(str(v) for v in t))
+
+
+def _facet_rows(data: pd.DataFrame, facets: Sequence[str], level: tuple) -> pd.Series:
+    mask = pd.Series(True, index=data.index)
+    for f, v in zip(facets, level):
+        mask &= data[f].isna() if pd.isna(v) else data[f] == v
+    return mask
+
+
+def _facet_title(facets: Sequence[str], level: tuple) -> str:
+    """``f(x) = …, `` for a test function, ``name = value, `` for another facet, nothing for NaN."""
+    parts = []
+    for f, v in zip(facets, level):
+        if pd.isna(v):
+            continue
+        parts.append(f"f(x) = {TEST_FUNCTIONS.get(v, v)}" if f == "problem.f" else f"{f} = {v}")
+    return "".join(p + ", " for p in parts)
+
+
+def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
+                      samples: str = "N = 1") -> Figure:
+    """Gradient variance at θ₀ against the study's param, as the reference study's figure 2
+    (against k, log–log): one panel per facet (columns) and block of θ (rows), measured
+    (mean ± 1 SE) and exact (lines; none where unknown). ``data`` is
+    :func:`tables.variance_vs_param`'s frame. x is logarithmic for positive values over a
+    decade or more, linear otherwise (negative logits); y as :func:`_variance_scale` says."""
+    levels = _facet_levels(data, facets)
     # The blocks in order, the total (logged alone by a run that learns one block) last.
     blocks = sorted(set(data["block"]) - {"total"}) + (["total"] if "total" in set(data["block"]) else [])
-    ks = sorted(data["problem.k"].unique())
+    ks = sorted(data[param].unique())
+    logx = _log_x(ks)
     with plt.rc_context(RC):
-        fig, axes = _layout(len(blocks), len(fs), (3.0, 2.3), left=1.15, bottom=1.05, top=0.7, wgap=0.6,
+        fig, axes = _layout(len(blocks), len(levels), (3.0, 2.3), left=1.15, bottom=1.05, top=0.7, wgap=0.6,
                             hgap=0.6, sharex=True)
         for i, b in enumerate(blocks):
-            for j, f in enumerate(fs):
+            for j, level in enumerate(levels):
                 ax = axes[i, j]
-                same_f = data["problem.f"].isna() if pd.isna(f) else data["problem.f"] == f
-                cell = data[(data["block"] == b) & same_f]
+                cell = data[(data["block"] == b) & _facet_rows(data, facets, level)]
                 for est, e in cell.groupby("estimator", sort=True):
-                    e = e.sort_values("problem.k")
-                    k, v, se = (e[c].to_numpy(dtype=float) for c in ("problem.k", "value", "se"))
+                    e = e.sort_values(param)
+                    k, v, se = (e[c].to_numpy(dtype=float) for c in (param, "value", "se"))
                     ax.errorbar(k, v, yerr=np.nan_to_num(se), fmt="o", markersize=4, color=colors[est], capsize=2.5,
                                 elinewidth=1, zorder=3)
                     known = np.isfinite(e["exact"].to_numpy(dtype=float))
                     if known.any():  # NaN: no closed form for this estimator, so no line
                         ax.plot(k[known], e["exact"].to_numpy(dtype=float)[known], color=colors[est], linewidth=1.2,
                                 zorder=2)
-                _log(ax, "x")
-                _log(ax, "y")
-                # A panel often spans less than a decade: ticks at 1, 2, 5 × 10ⁿ keep it readable.
-                ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                if logx:
+                    _log(ax, "x")
+                _variance_scale(ax, cell[["value", "exact"]].to_numpy().ravel())
                 ax.set_xticks(ks, [_g(k) for k in ks])
-                ax.set_title(("" if pd.isna(f) else f"f(x) = {TEST_FUNCTIONS.get(f, f)}, ")
-                             + f"gradient {BLOCK_LABELS.get(b, b)}")
-                ax.set_xlabel("k (parameter of f)" if i == len(blocks) - 1 else "")
+                ax.set_title(_facet_title(facets, level) + f"gradient {BLOCK_LABELS.get(b, b)}")
+                ax.set_xlabel(PARAM_LABELS.get(param, param) if i == len(blocks) - 1 else "")
                 ax.set_ylabel(f"tr Cov of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
                               if j == 0 else "")
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(set(data["estimator"]))]
@@ -214,6 +275,125 @@ def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "
                               label=f"measured: mean ± 1 SE ({n} seed{'s' * (n != 1)})"))
         handles.append(Line2D([], [], color="0.4", linewidth=1.2, label="exact (where known)"))
         _legend_and_title(fig, handles, title, left=1.15, right=0.25)
+    return fig
+
+
+def variance_vs_k(data: pd.DataFrame, colors: dict, title: str, samples: str = "N = 1") -> Figure:
+    """The reference study's figure 2: :func:`variance_vs_param` against ``problem.k`` per test function."""
+    return variance_vs_param(data, colors, title, "problem.k", ["problem.f"], samples)
+
+
+def _symlog_threshold(values, se, exact) -> float | None:
+    """A panel's symlog band, at its measurements' noise (their median positive standard
+    error), when a real bias exceeds that noise a hundredfold (an exact bias², or a measured one
+    beyond 3 SE): the estimates at 0 ± noise then stay visible beside it. None: a linear axis."""
+    v, s, x = (np.asarray(a, dtype=float) for a in (values, se, exact))
+    real = np.concatenate([np.abs(v[np.abs(v) > 3 * s]), np.abs(x)])
+    real = real[np.isfinite(real)]
+    noise = s[np.isfinite(s) & (s > 0)]
+    if not real.size or not noise.size or real.max() <= 100 * np.median(noise):
+        return None
+    return float(10.0 ** math.floor(math.log10(np.median(noise))))
+
+
+def _dodge(x: np.ndarray, i: int, n: int, ks: Sequence[float], logx: bool) -> np.ndarray:
+    """x shifted for the i-th of n estimators, so that points at one x do not hide each other."""
+    shift = (i - (n - 1) / 2) * 0.12 / max(n, 1)
+    if logx:
+        return x * 10.0 ** (shift * math.log10(max(ks) / min(ks)) / max(len(ks) - 1, 1))
+    width = (max(ks) - min(ks)) / max(len(ks) - 1, 1) if len(ks) > 1 else 1.0
+    return x + shift * width
+
+
+def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = ()) -> Figure:
+    """The squared bias ‖E ĝ − ∇L‖² at θ₀ against the study's param: one panel per facet,
+    measured (the probe's unbiased estimate, mean ± 1 SE; points of one x dodged apart) and
+    exact (lines, where logged; 0 for an unbiased estimator). Each panel's y is linear, symlog
+    beside a large bias, so that zeros and negative estimates show.
+    ``data`` is :func:`tables.bias_vs_param`'s frame."""
+    levels = _facet_levels(data, facets)
+    ks = sorted(data[param].unique())
+    logx = _log_x(ks)
+    ests = sorted(set(data["estimator"]))
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, len(levels), (3.4, 2.6), left=1.15, bottom=1.05, top=0.7, wgap=0.6)
+        for j, level in enumerate(levels):
+            ax = axes[0, j]
+            ax.axhline(0.0, color="0.3", linewidth=0.8, zorder=1)
+            cell = data[_facet_rows(data, facets, level)]
+            for est, e in cell.groupby("estimator", sort=True):
+                e = e.sort_values(param)
+                k, v, se, exact = (e[c].to_numpy(dtype=float) for c in (param, "value", "se", "exact"))
+                known = np.isfinite(exact)
+                if known.any():
+                    ax.plot(k[known], exact[known], color=colors[est], linewidth=1.2, zorder=2)
+                ax.errorbar(_dodge(k, ests.index(est), len(ests), ks, logx), v, yerr=np.nan_to_num(se), fmt="o",
+                            markersize=4, color=colors[est], capsize=2.5, elinewidth=1, zorder=3)
+            if logx:
+                _log(ax, "x")
+            linthresh = _symlog_threshold(cell["value"], cell["se"], cell["exact"])
+            if linthresh is not None:
+                ax.set_yscale("symlog", linthresh=linthresh)
+                ax.yaxis.set_minor_locator(NullLocator())
+            ax.set_xticks(ks, [_g(k) for k in ks])
+            ax.set_title(_facet_title(facets, level) + f"gradient {BLOCK_LABELS['total']}")
+            ax.set_xlabel(PARAM_LABELS.get(param, param))
+            ax.set_ylabel("‖E ĝ − ∇L‖² at θ₀\n(units of ∇L, squared)" if j == 0 else "")
+        handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in ests]
+        n = int(data["seeds"].max()) if len(data) else 0
+        handles.append(Line2D([], [], color="0.4", marker="o", markersize=4, linestyle="none",
+                              label=f"measured: mean ± 1 SE ({n} seed{'s' * (n != 1)})"))
+        handles.append(Line2D([], [], color="0.4", linewidth=1.2, label="exact (0: unbiased)"))
+        _legend_and_title(fig, handles, title, left=1.15, right=0.25)
+    return fig
+
+
+def _e3(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.3g}"
+
+
+def mse_split(data: pd.DataFrame, colors: dict, title: str) -> Figure:
+    """The mean squared error of the estimate at θ₀ per estimator as one bar: bias² (hatched;
+    the measured value clipped at 0) then the variance, one panel per distance (where the
+    runs have one). Each bar is annotated with the measured bias² ± SE, the exact bias² where
+    logged, and the variance. ``data`` is :func:`tables.mse_split`'s frame for one setting."""
+    data = _with_distance(data)
+    dists = _levels(data["problem.distance"])
+    ests = sorted(set(data["estimator"]))
+    n_est = len(ests)
+    with plt.rc_context(RC):
+        fig, axes = _layout(1, len(dists), (4.4, 0.8 * n_est + 0.2), left=0.35, right=0.35, bottom=1.1, top=0.75,
+                            wgap=0.45)
+        for j, d in enumerate(dists):
+            ax = axes[0, j]
+            cell = data[data["problem.distance"].isna() if pd.isna(d) else data["problem.distance"] == d]
+            rows = {r["estimator"]: r for r in cell.to_dict("records")}
+            top = max([r["mse"] for r in rows.values() if np.isfinite(r["mse"])] + [0.0])
+            for i, est in enumerate(ests):
+                r = rows.get(est)
+                if r is None:
+                    continue
+                y = n_est - 1 - i  # the first estimator on top
+                bias = max(r["bias_sq"], 0.0) if np.isfinite(r["bias_sq"]) else 0.0
+                var = r["variance"] if np.isfinite(r["variance"]) else 0.0
+                ax.barh(y, bias, height=0.4, color=colors[est], alpha=0.55, hatch="////", edgecolor="0.2",
+                        linewidth=0.6)
+                ax.barh(y, var, left=bias, height=0.4, color=colors[est], edgecolor="0.2", linewidth=0.6)
+                exact = "" if pd.isna(r["bias_sq_exact"]) else f" (exact {_e3(r['bias_sq_exact'])})"
+                text = (f"{est}\nbias² {_e3(r['bias_sq'])} ± {_e3(r['bias_sq_se'])}{exact}, "
+                        f"variance {_e3(r['variance'])}")
+                ax.text(0.01, y + 0.23, text, transform=ax.get_yaxis_transform(), fontsize=7, va="bottom", ha="left",
+                        linespacing=1.15)
+            ax.set_ylim(-0.4, n_est - 0.3)
+            ax.set_xlim(0, top * 1.05 if top > 0 else 1.0)
+            ax.set_yticks([])
+            n = int(cell["seeds"].max()) if len(cell) else 0
+            ax.set_title(f"mean over {n} seed{'s' * (n != 1)}" + ("" if pd.isna(d) else f", D = {_g(d)}"))
+            ax.set_xlabel("E‖ĝ − ∇L‖² at θ₀ (units of ∇L, squared)")
+        handles = [Patch(facecolor="0.6", alpha=0.55, hatch="////", edgecolor="0.2",
+                         label="bias² (measured, clipped at 0)"),
+                   Patch(facecolor="0.6", edgecolor="0.2", label="variance tr Cov[ĝ]")]
+        _legend_and_title(fig, handles, title, left=0.35, right=0.35)
     return fig
 
 
@@ -254,9 +434,10 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
 
 
 def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str, title: str,
-          tolerance: pd.DataFrame | None = None, exact: pd.DataFrame | None = None) -> Figure:
+          tolerance: pd.DataFrame | None = None, exact: pd.DataFrame | None = None, signed: bool = False) -> Figure:
     """Median and IQR over seeds against step: rows step sizes, columns distances, hue estimator;
-    ``exact`` (bands too), where given, dashed."""
+    ``exact`` (bands too), where given, dashed. ``signed``: values may be 0 or negative, so
+    the y axis stays linear."""
     alphas, dists = _levels(table["step_size"]), _levels(_with_distance(table)["problem.distance"])
     exact = exact if exact is not None and len(exact) else None
     nr, nc = len(alphas), len(dists)
@@ -266,7 +447,7 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
         values = bands[["q25", "median", "q75"]].to_numpy().ravel()
         if exact is not None:
             values = np.concatenate([values, exact["median"].to_numpy()])
-        logy = _spans_decades(values)
+        logy = not signed and _spans_decades(values)
         for i, a in enumerate(alphas):
             for j, d in enumerate(dists):
                 ax = axes[i, j]
@@ -325,6 +506,13 @@ def variance_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title
                    exact: pd.DataFrame | None = None) -> Figure:
     """Figure 5: measured gradient variance at θ_t against step, and the exact where logged."""
     return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title, exact=exact)
+
+
+def bias_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str,
+               exact: pd.DataFrame | None = None) -> Figure:
+    """The measured bias² of the estimate at θ_t against step (a signed estimate: linear axis),
+    and the exact where logged."""
+    return _grid(bands, table, colors, ylabel=r"‖E ĝ − ∇L‖² at $\theta_t$", title=title, exact=exact, signed=True)
 
 
 def outcomes(table: pd.DataFrame, title: str) -> Figure:

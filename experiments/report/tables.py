@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from experiments.report.data import Sweep, measured_distance, variance_study
+from experiments.report.data import Sweep, measured_distance, one_per_seed, study_facets, study_param, variance_study
 
 REFERENCE = "reparameterization"  # the estimator the variance ratio divides by
 RATIO = f"variance_ratio_to_{REFERENCE}"
@@ -229,8 +229,9 @@ def variance_at_start(sweep: Sweep) -> pd.DataFrame:
     return stats.join(exact, how="left").reset_index().rename(columns={"count": "seeds"})
 
 
-# Step-0 measure -> column of :func:`variance_vs_k`; ``<measure>/<block>`` is that block's.
+# Step-0 measure -> column of :func:`variance_vs_param`; ``<measure>/<block>`` is that block's.
 _STUDY_COLUMNS = {"grad_variance": "value", "grad_variance_se": "se", "grad_variance_exact": "exact"}
+_BIAS_COLUMNS = {"grad_bias_sq": "value", "grad_bias_sq_se": "se", "grad_bias_sq_exact": "exact"}
 VARIANCE_VS_K_COLUMNS = ["problem.f", "block", "estimator", "problem.k", "seeds", "value", "se", "exact"]
 
 
@@ -241,28 +242,57 @@ def _study_key(key: str) -> tuple[str, str] | None:
     return None if column is None else (block or "total", column)
 
 
-def variance_vs_k(sweep: Sweep) -> pd.DataFrame:
-    """The variance study's numbers: tr Cov[ĝ] at θ₀ per test function, block, estimator and k.
+def _at_start(sweep: Sweep, keys, run_ids) -> pd.DataFrame:
+    """Step-0 values of ``keys`` for ``run_ids``, from the curves and from :attr:`Sweep.start`."""
+    both = pd.concat([sweep.curves[sweep.curves["step"] == 0], sweep.start], ignore_index=True)
+    # A measure read both ways (the bias, in a sweep that draws it against step) counts once.
+    both = both.drop_duplicates(["run_id", "key"])
+    return both[both["key"].isin(set(keys)) & both["run_id"].isin(set(run_ids))]
+
+
+def _pool(wide: pd.DataFrame, cell: list[str], keys: list[str]) -> pd.DataFrame:
+    """Per cell, over its seeds s = 1…n (one run each) with measured v_s and logged standard
+    errors se_s: ``seeds`` n, ``value`` v̄ = (1/n) Σ v_s, ``se`` √(Σ se_s²)/n (independent
+    probes), and ``exact`` (the seed does not change it; the first logged, NaN if none)."""
+    exact = wide.groupby(cell, sort=True, dropna=False)["exact"].first()
+    measured = wide.sort_values([*keys, "seed", "run_id"], kind="stable").drop_duplicates([*keys, "seed"])
+    measured = measured[measured["value"].notna()]
+    stats = measured.groupby(cell, sort=True, dropna=False).agg(
+        seeds=("value", "size"), value=("value", "mean"),
+        se=("se", lambda v: math.sqrt(float(np.nansum(np.square(v)))) / len(v)),
+    )
+    return stats.join(exact, how="left").reset_index()
+
+
+def study_columns(sweep: Sweep) -> tuple[str | None, list[str]]:
+    """The θ₀ study's parameter (None: the sweep is no such study) and its other facets."""
+    param = study_param(sweep.runs)
+    if param is None:
+        return None, []
+    return param, study_facets(sweep.runs[variance_study(sweep.runs)], param)
+
+
+def variance_vs_param(sweep: Sweep) -> pd.DataFrame:
+    """The θ₀ study's numbers: tr Cov[ĝ] at θ₀ per facet, block, estimator and value of the
+    swept param (:func:`~experiments.report.data.study_param`; ``problem.k`` in the reference
+    study's figure 2, where the facet is the test function ``problem.f``).
 
     Blocks: those of θ whose measures a run logged (``grad_variance/<block>``, as when a
     family learns several), else ``total``. Per cell, over its n seeds with measured v_s and
     logged standard errors se_s: ``value`` = v̄ = (1/n) Σ v_s and ``se`` = √(Σ se_s²)/n
     (independent probes); ``exact`` is the closed form, NaN where unknown. Runs that differ
-    only in step size repeat one measurement: each seed counts once. ``problem.f`` is NaN for
-    a problem without test functions. Empty unless :func:`~experiments.report.data.variance_study`
-    holds.
+    only in step size repeat one measurement: each seed counts once. Empty unless the sweep
+    is such a study.
     """
-    runs = sweep.runs[variance_study(sweep.runs)]
-    if runs.empty:
+    param, facets = study_columns(sweep)
+    if param is None:
         return pd.DataFrame(columns=VARIANCE_VS_K_COLUMNS)
-    if "problem.f" not in runs:  # one column of panels
-        runs = runs.assign(**{"problem.f": np.nan})
-    cell = ["problem.f", "block", "estimator", "problem.k"]
-    keys = list(dict.fromkeys([f for f in sweep.factors if f != "step_size"] + ["problem.f", "problem.k"]))
-    study = {k: _study_key(k) for k in sweep.curves["key"].unique()}
+    runs = sweep.runs[variance_study(sweep.runs)]
+    cell = [*facets, "block", "estimator", param]
+    keys = list(dict.fromkeys([f for f in sweep.factors if f != "step_size"] + facets + [param]))
+    study = {k: _study_key(k) for k in pd.concat([sweep.curves["key"], sweep.start["key"]]).unique()}
     study = {k: v for k, v in study.items() if v is not None}
-    start = sweep.curves[(sweep.curves["step"] == 0) & sweep.curves["key"].isin(study)
-                         & sweep.curves["run_id"].isin(runs["run_id"])]
+    start = _at_start(sweep, study, runs["run_id"])
     block, column = zip(*start["key"].map(study)) if len(start) else ((), ())
     start = start.assign(block=list(block), column=list(column))
     wide = start.pivot(index=["run_id", "block"], columns="column", values="value")
@@ -271,16 +301,72 @@ def variance_vs_k(sweep: Sweep) -> pd.DataFrame:
     split = set(wide.loc[wide["block"] != "total", "run_id"])
     wide = wide[(wide["block"] != "total") | ~wide["run_id"].isin(split)]
     wide = wide.merge(runs[["run_id", *keys, "seed"]], on="run_id")
-    # The exact value does not depend on the seed, and a run may lack it: take the first logged.
-    exact = wide.groupby(cell, sort=True, dropna=False)["exact"].first()
-    measured = wide.sort_values([*keys, "seed", "run_id"], kind="stable").drop_duplicates([*keys, "seed", "block"])
-    measured = measured[measured["value"].notna()]
-    stats = measured.groupby(cell, sort=True, dropna=False).agg(
-        seeds=("value", "size"), value=("value", "mean"),
-        se=("se", lambda v: math.sqrt(float(np.nansum(np.square(v)))) / len(v)),
-    )
-    out = stats.join(exact, how="left").reset_index()
-    return out[VARIANCE_VS_K_COLUMNS].sort_values(cell, kind="stable").reset_index(drop=True)
+    out = _pool(wide, cell, [*keys, "block"])
+    columns = [*cell, "seeds", "value", "se", "exact"]
+    return out[columns].sort_values(cell, kind="stable").reset_index(drop=True)
+
+
+variance_vs_k = variance_vs_param  # the name of the reference study's figure
+
+
+def bias_vs_param(sweep: Sweep) -> pd.DataFrame:
+    """The θ₀ study's bias: ‖E ĝ − ∇L‖² at θ₀ per facet, estimator and value of the swept param,
+    where the runs logged it. ``value``: the mean over seeds of the probe's unbiased estimate
+    ``grad_bias_sq`` (it can be slightly negative), ``se`` pooled as in :func:`variance_vs_param`,
+    ``exact``: ``grad_bias_sq_exact`` (0 for an unbiased estimator; NaN where not derived)."""
+    param, facets = study_columns(sweep)
+    if param is None:
+        return pd.DataFrame(columns=["estimator", "seeds", "value", "se", "exact"])
+    cell = [*facets, "estimator", param]
+    columns = [*cell, "seeds", "value", "se", "exact"]
+    runs = sweep.runs[variance_study(sweep.runs)]
+    start = _at_start(sweep, _BIAS_COLUMNS, runs["run_id"])
+    if start.empty:
+        return pd.DataFrame(columns=columns)
+    wide = start.assign(column=start["key"].map(_BIAS_COLUMNS)).pivot(index="run_id", columns="column", values="value")
+    keys = list(dict.fromkeys([f for f in sweep.factors if f != "step_size"] + facets + [param]))
+    wide = wide.reindex(columns=["value", "se", "exact"]).reset_index().merge(runs[["run_id", *keys, "seed"]],
+                                                                             on="run_id")
+    out = _pool(wide, cell, keys)
+    return out[columns].sort_values(cell, kind="stable").reset_index(drop=True)
+
+
+MSE_SPLIT_COLUMNS = ["seeds", "bias_sq", "bias_sq_se", "bias_sq_exact", "variance", "variance_se", "mse"]
+
+
+def mse_split(sweep: Sweep) -> pd.DataFrame:
+    """The mean squared error of the estimate at θ₀ split into bias² and variance, per grid
+    cell but the step size (step 0 does not depend on it), where the runs logged the bias.
+
+    Over the cell's n seeds: ``bias_sq`` the mean of ``grad_bias_sq`` (unbiased, can be
+    slightly negative), ``variance`` the mean of ``grad_variance``, each with its standard
+    error pooled from the logged ones (√(Σ se_s²)/n); ``bias_sq_exact`` from
+    ``grad_bias_sq_exact`` (0 for an unbiased estimator, NaN where not derived); ``mse`` =
+    ``bias_sq`` + ``variance``, which is the probe's ``grad_mse`` (the same estimates) up to rounding.
+    """
+    keys = [f for f in sweep.factors if f != "step_size"]
+    columns = [*keys, *MSE_SPLIT_COLUMNS]
+    runs = one_per_seed(sweep.runs, sweep.factors)
+    names = {"grad_bias_sq": "bias_sq", "grad_bias_sq_se": "bias_sq_se", "grad_bias_sq_exact": "bias_sq_exact",
+             "grad_variance": "variance", "grad_variance_se": "variance_se"}
+    start = _at_start(sweep, names, runs["run_id"])
+    probed = set(start.loc[(start["key"] == "grad_bias_sq") & start["value"].notna(), "run_id"])
+    start = start[start["run_id"].isin(probed)]
+    if start.empty:
+        return pd.DataFrame(columns=columns)
+    wide = start.assign(column=start["key"].map(names)).pivot(index="run_id", columns="column", values="value")
+    wide = wide.reindex(columns=list(names.values())).reset_index().merge(runs[["run_id", *keys, "seed"]],
+                                                                          on="run_id")
+
+    def pooled(se: pd.Series) -> float:
+        return math.sqrt(float(np.nansum(np.square(se)))) / len(se)
+
+    out = wide.groupby(keys, sort=True, dropna=False).agg(
+        seeds=("bias_sq", "size"), bias_sq=("bias_sq", "mean"), bias_sq_se=("bias_sq_se", pooled),
+        bias_sq_exact=("bias_sq_exact", "first"), variance=("variance", "mean"), variance_se=("variance_se", pooled),
+    ).reset_index()
+    out["mse"] = out["bias_sq"] + out["variance"]
+    return out[columns].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def missing(sweep: Sweep) -> dict:
