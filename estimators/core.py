@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -198,7 +197,3 @@ def configure(estimator, sampling=None):
 def biased(estimator) -> bool:
     """Whether ``estimator`` is biased by construction (a relaxation); wrappers keep it as it is."""
     return bool(getattr(core(estimator), "biased", False))
-
-
-def learned_sizes(family: Family, params) -> Mapping[str, int]:
-    return {b: int(np.size(getattr(params, b))) for b in family.learned}

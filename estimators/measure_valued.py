@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from estimators.core import needs, sample_shape
-from estimators.families import WeakDifferentiable, double_sided_maxwell, rayleigh  # noqa: F401
+from estimators.families import WeakDifferentiable
 from estimators.sampling import independent
 
 

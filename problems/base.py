@@ -11,7 +11,7 @@ the problem has a closed form for, and the problem's own curves by the names it 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -102,13 +102,3 @@ def require_finite(problem, *keys: str) -> None:
 def optimum(problem) -> np.ndarray | None:
     """The problem's optimum x, or None where it has none."""
     return getattr(problem, "optimum", None) if isinstance(problem, HasOptimum) else None
-
-
-# An exact-variance table: estimator configuration -> function(problem, family, params, samples).
-VarianceTable = Mapping[Spec, Callable[..., Mapping[str, float]]]
-
-
-def lookup(table: VarianceTable, problem, config: Spec, family: Family, params, samples: int) -> dict[str, float]:
-    """The closed form derived for exactly ``config``, evaluated; {} where nobody derived one."""
-    form = table.get(config)
-    return {} if form is None else dict(form(problem, family, params, samples))
