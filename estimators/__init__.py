@@ -1,7 +1,8 @@
 """Monte Carlo gradient estimators: pure functions with one shared signature, over distribution families.
 
 See :mod:`estimators.core` for the signature, :mod:`estimators.families` for the families
-(Gaussian, Bernoulli, Categorical); :mod:`estimators.arm` (ARM, DisARM) and
+(Gaussian, Bernoulli, Categorical; Gamma, Beta, Dirichlet with implicit
+reparameterization, :mod:`estimators.special`); :mod:`estimators.arm` (ARM, DisARM) and
 :mod:`estimators.relaxed` (Gumbel-softmax, straight-through, REBAR) for the discrete ones; variance reduction wraps an estimator (:mod:`estimators.baselines`,
 :mod:`estimators.control_variates`), sampling schemes are :mod:`estimators.sampling`.
 """
@@ -17,6 +18,7 @@ from estimators.core import (
     configure,
     core,
     describe,
+    evaluations,
     initial_state,
     options,
     sample_shape,
@@ -25,9 +27,15 @@ from estimators.core import (
 from estimators.families import (
     Bernoulli,
     BernoulliParams,
+    Beta,
+    BetaParams,
     Categorical,
     CategoricalParams,
+    Dirichlet,
+    DirichletParams,
     Family,
+    Gamma,
+    GammaParams,
     Gaussian,
     GaussianParams,
 )
@@ -38,10 +46,16 @@ from estimators.score_function import score_function
 __all__ = [
     "Bernoulli",
     "BernoulliParams",
+    "Beta",
+    "BetaParams",
     "Categorical",
     "CategoricalParams",
+    "Dirichlet",
+    "DirichletParams",
     "Estimator",
     "Family",
+    "Gamma",
+    "GammaParams",
     "Gaussian",
     "GaussianParams",
     "Inapplicable",
@@ -54,6 +68,7 @@ __all__ = [
     "control_variates",
     "core",
     "describe",
+    "evaluations",
     "families",
     "initial_state",
     "measure_valued",

@@ -42,7 +42,7 @@ def pair(f, family, params, rng, shape: tuple[int, ...], sampling):
     return u, b, b_tilde, values[0], values[1]
 
 
-@needs(families=("bernoulli",))
+@needs(families=("bernoulli",), cost=2)
 def arm(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent) -> np.ndarray:
     r"""ARM estimator of ∂/∂φ E f(b), b_j ~ Bernoulli(σ(φ_j)): per coordinate j,
 
@@ -64,7 +64,7 @@ def arm(f, family, params, rng: np.random.Generator, num_samples, *, sampling=in
     return u
 
 
-@needs(families=("bernoulli",))
+@needs(families=("bernoulli",), cost=2)
 def disarm(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent) -> np.ndarray:
     r"""DisARM estimator of ∂/∂φ E f(b), b_j ~ Bernoulli(σ(φ_j)): per coordinate j,
 

@@ -38,6 +38,7 @@ class Baseline(NamedTuple):
     uses_set: bool = False
     name: str = "unnamed"
     order: int = 0  # innermost: a control variate wraps the estimator with its baseline
+    evaluations: int = 0  # of f per estimate beyond its N samples (a pilot's)
 
     def wrap(self, estimator):
         """The score-function ``estimator`` with this baseline; None for no baseline (b = 0)."""
@@ -58,6 +59,9 @@ class WithBaseline(Wrapper):
     @property
     def initial_state(self) -> Any:
         return self.baseline.init
+
+    def evaluations(self, family, params) -> float:
+        return float(self.baseline.evaluations)
 
     def check(self, family, sampling: str) -> None:
         func = options(self.estimator)[0]
@@ -133,7 +137,7 @@ def optimal(pilot: int = 100) -> Baseline:
         b = np.einsum("...p,...pk->...k", w, s2) / s2.sum(axis=-2)
         return b[..., None, :]
 
-    return Baseline(value, name="optimal")
+    return Baseline(value, name="optimal", evaluations=pilot)
 
 
 def leave_one_out() -> Baseline:

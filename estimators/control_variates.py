@@ -7,8 +7,9 @@ low variance where h tracks f (as optax's control variates wrap a gradient estim
 A control variate is a small tuple::
 
     surrogate(f, family, params) -> h, an integrand (h(z), h.grad(z))
-    expected_grad(f, family, params) -> ∇_θ E_q[h] for the learned blocks, shape (k,)
+    expected_grad(h, family, params) -> ∇_θ E_q[h] for the learned blocks, shape (k,)
     families                         the families whose E_q[h] it knows
+    evaluations                      of f, ∇f or ∇²f per estimate that building h costs
 
 Reference: Mohamed et al. (2020), section 7.2 (control variates); Paisley, Blei, Jordan
 (2012); Miller, Foti, D'Amour, Adams (2017).
@@ -31,6 +32,7 @@ class ControlVariate(NamedTuple):
     families: tuple[str, ...] = ()
     name: str = "unnamed"
     order: int = 1  # outermost: a baseline inside it sees the residual f − h
+    evaluations: int = 0
 
     def wrap(self, estimator):
         """``estimator`` with this control variate; None for no control variate (h = 0)."""
@@ -71,6 +73,9 @@ class WithControlVariate(Wrapper):
     def entries(self) -> dict[str, Any]:
         return {"control_variate": self.control_variate.name}
 
+    def evaluations(self, family, params) -> float:
+        return float(self.control_variate.evaluations)
+
     def check(self, family, sampling: str) -> None:
         if family.name not in self.control_variate.families:
             raise Inapplicable(f"control_variate={self.control_variate.name} knows E_q[h] for the "
@@ -78,12 +83,13 @@ class WithControlVariate(Wrapper):
 
     def __call__(self, f, family, params, rng, num_samples, *, state: Any = None):
         cv = self.control_variate
-        residual = Residual(f, cv.surrogate(f, family, params))
+        surrogate = cv.surrogate(f, family, params)
+        residual = Residual(f, surrogate)
         if state is None:
             grads, new_state = self.estimator(residual, family, params, rng, num_samples), None
         else:
             grads, new_state = self.estimator(residual, family, params, rng, num_samples, state=state)
-        grads = grads + cv.expected_grad(f, family, params)
+        grads = grads + cv.expected_grad(surrogate, family, params)
         return grads if state is None else (grads, new_state)
 
 
@@ -105,12 +111,12 @@ def _delta_surrogate(f, family, params):
     return _Taylor(f, params.mean)
 
 
-def _delta_expected_grad(f, family, params):
+def _delta_expected_grad(h: _Taylor, family, params):
     # E h = f(μ₀) + ½ Σ_j H_jj σ_j² with the expansion point μ₀ held fixed at μ.
-    g_mean = np.array(f.grad(params.mean), dtype=float)
+    g_mean = np.array(h.g, dtype=float)
     if not family.learn_scale:
         return g_mean
-    return np.concatenate([g_mean, np.diagonal(f.hessian(params.mean)) * params.scale])
+    return np.concatenate([g_mean, np.diagonal(h.h) * params.scale])
 
 
 def delta() -> ControlVariate:
@@ -120,6 +126,8 @@ def delta() -> ControlVariate:
     q = N(μ, diag σ²) its expected gradients are known: ∇_μ E h = ∇f(μ) and
     ∂E h/∂σ_j = [∇²f(μ)]_jj σ_j (Gaussian families only). Needs ``f.grad`` and ``f.hessian``
     at the mean (one evaluation each per estimate); exact, so of zero variance, when f is
-    quadratic. Reference: Paisley et al. (2012); Mohamed et al. (2020), section 7.2.2.
+    quadratic. Costs f, ∇f and ∇²f at the mean once per estimate, whatever N.
+    Reference: Paisley et al. (2012); Mohamed et al. (2020), section 7.2.2.
     """
-    return ControlVariate(_delta_surrogate, _delta_expected_grad, families=("gaussian",), name="delta")
+    return ControlVariate(_delta_surrogate, _delta_expected_grad, families=("gaussian",), name="delta",
+                          evaluations=3)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,13 +67,17 @@ def sample_shape(num_samples: int | tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(n) for n in num_samples)
 
 
-def needs(*capabilities: type, families: tuple[str, ...] = (), grad: bool = False, biased: bool = False):
+def needs(*capabilities: type, families: tuple[str, ...] = (), grad: bool = False, biased: bool = False,
+          cost: float | Callable[..., float] | None = None):
     """Declare what an estimator needs, for :func:`check`: families with these protocols
     (``capabilities``), or of these names (``families``), an integrand with a gradient
-    (``grad``); and whether it is biased (then the loop logs no exact bias of 0 for it)."""
+    (``grad``); whether it is biased (then the loop logs no exact bias of 0 for it); and what
+    one sample costs (``cost``, for :func:`evaluations`): evaluations of f, ∇f or ∇²f per
+    sample, a number or ``cost(family, params, **options)``. Undeclared, the cost is unknown."""
 
     def mark(function):
         function.needs, function.families, function.grad, function.biased = capabilities, families, grad, biased
+        function.cost = cost
         return function
 
     return mark
@@ -91,10 +96,15 @@ class Wrapper:
     """An estimator built around another (``estimator``): a baseline, a control variate.
 
     Subclasses set ``estimator`` and implement ``__call__``, ``entries`` (what it adds to
-    :func:`describe`) and ``check(family, sampling)``.
+    :func:`describe`) and ``check(family, sampling)``; and ``evaluations`` where it
+    evaluates f itself (a pilot, an expansion point).
     """
 
     estimator: Any
+
+    def evaluations(self, family: Family, params: Any) -> float:
+        """Evaluations of f, ∇f or ∇²f it adds to one estimate, whatever N: none by default."""
+        return 0.0
 
     @property
     def entries(self) -> dict[str, Any]:
@@ -192,6 +202,29 @@ def configure(estimator, sampling=None):
     for wrapper in wrappers:
         out = wrapper.wrap(out) or out
     return out
+
+
+def evaluations(estimator, family: Family, params: Any, samples: int) -> float | None:
+    """Evaluations of f, ∇f or ∇²f (a Hessian counts as one) that one ``samples``-sample
+    estimate costs, as the estimators declare it (:func:`needs`): per sample, times N, plus
+    what each wrapper adds per estimate (the optimal baseline's pilot, the delta method's
+    expansion point). None where the core estimator declares no cost.
+
+    Per data point: f is one datum's integrand (a problem whose f sums over a batch counts
+    one evaluation of that sum as one). What makes comparisons at equal cost possible:
+    ``grad_variance`` × this is the variance per unit of work.
+    """
+    extra, layer = 0.0, estimator
+    while isinstance(layer, Wrapper):
+        extra += layer.evaluations(family, params)
+        layer = layer.estimator
+    func, keywords = options(layer)
+    cost = getattr(func, "cost", None)
+    if cost is None:
+        return None
+    if callable(cost):
+        cost = cost(family, params, **{k: v for k, v in keywords.items() if k != "sampling"})
+    return float(cost) * samples + extra
 
 
 def biased(estimator) -> bool:

@@ -2,7 +2,9 @@ r"""Distribution families q_θ: what the estimators need to know about the distr
 
 A family is an object with named parameter blocks, some of them learned, and a parameter
 value is a NamedTuple with one field per block (:class:`GaussianParams`: ``mean``,
-``scale``; :class:`BernoulliParams`, :class:`CategoricalParams`: ``logits``). A gradient
+``scale``; :class:`BernoulliParams`, :class:`CategoricalParams`: ``logits``;
+:class:`GammaParams`: ``concentration``, ``rate``; :class:`BetaParams`: ``alpha``, ``beta``;
+:class:`DirichletParams`: ``concentration``). A gradient
 is the concatenation of its learned blocks, in ``blocks`` order. Every family provides (the :class:`Family` protocol):
 
 * ``noise(sampling, rng, shape, params)``: its base noise ε, drawn by a sampling scheme
@@ -13,8 +15,9 @@ is the concatenation of its learned blocks, in ``blocks`` order. Every family pr
 
 And, where the maths exists (the optional protocols, checked by the estimators that need them):
 
-* :class:`Reparameterizable`, ``pathwise(params, eps, grad)``: ∇f(z)ᵀ ∂z/∂θ, the vector–
-  Jacobian product of z = g(θ, ε), from ∇f(z) (an explicit g, or an implicit one);
+* :class:`Reparameterizable`, ``pathwise(params, z, eps, grad)``: ∇f(z)ᵀ ∂z/∂θ, the vector–
+  Jacobian product of z = g(θ, ε), from ∇f(z) (an explicit g, or an implicit one: for the
+  Gamma, Beta and Dirichlet families dz/dθ = −(∂F/∂θ)(z; θ)/q(z; θ), F the CDF);
 * :class:`WeakDifferentiable`, ``weak_derivative(params, rng, shape, sampling, coupling)``:
   the decomposition ∂_θ q = (q⁺ − q⁻)/c per learned coordinate, as points of q⁺ and q⁻;
 * :class:`Relaxable`, ``relax(params, eps, temperature)`` and ``relaxed_pathwise(params,
@@ -24,7 +27,9 @@ And, where the maths exists (the optional protocols, checked by the estimators t
 
 Reference: Mohamed, Rosca, Figurnov, Mnih, "Monte Carlo Gradient Estimation in Machine
 Learning", JMLR 21(132), 2020, sections 4 (score), 5 (pathwise) and 6 (measure-valued);
-relaxations: Maddison, Mnih & Teh (2017), Jang, Gu & Poole (2017).
+relaxations: Maddison, Mnih & Teh (2017), Jang, Gu & Poole (2017); implicit
+reparameterization: Figurnov, Mohamed & Mnih, "Implicit Reparameterization Gradients",
+NeurIPS 2018.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.special import erfc, gammainccinv, log_ndtr, logit, ndtr
+from scipy.special import digamma, erfc, gammainccinv, gammaincinv, gammaln, log_ndtr, logit, ndtr
 
 from estimators.sampling import Sampler
 
@@ -61,7 +66,8 @@ class Family(Protocol):
 class Reparameterizable(Protocol):
     """a reparameterization z = g(θ, ε) with ∂z/∂θ"""
 
-    def pathwise(self, params, eps: np.ndarray, grad: np.ndarray) -> np.ndarray: ...
+    def pathwise(self, params, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """∇f(z)ᵀ ∂z/∂θ for the learned blocks (flat, (..., k)), z = ``sample(params, eps)``, ``grad`` = ∇f(z)."""
 
 
 @runtime_checkable
@@ -210,7 +216,7 @@ class Gaussian:
             score = np.concatenate([score, (eps * eps - 1.0) / params.scale], axis=-1)
         return score
 
-    def pathwise(self, params: GaussianParams, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def pathwise(self, params: GaussianParams, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
         if self.learn_scale:
             return np.concatenate([grad, grad * eps], axis=-1)
         return grad
@@ -398,6 +404,190 @@ class Categorical:
         inner = np.einsum("...k,...k->...", grad, relaxed)[..., None]
         out = relaxed * (grad - inner) / temperature
         return out.reshape(*out.shape[:-2], -1)
+
+
+# --- Gamma, Beta, Dirichlet: implicit reparameterization through standard Gamma variates.
+
+
+def standard_gamma(concentration, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""x = P⁻¹(α, u) ~ Gamma(α, 1) from u ~ U(0, 1), and log x, finite even where x underflows.
+
+    P is the regularised lower incomplete gamma function. Where x underflows to 0 (small α
+    and u: P(α, x) = x^α/Γ(α + 1)·(1 + O(x))), log x = (log u + log Γ(α + 1))/α to that order.
+    u is clipped into [tiny, 1 − 2⁻⁵³], so x is finite and log x > −inf.
+    """
+    u = np.clip(u, _U_MIN, _U_MAX)
+    x = gammaincinv(concentration, u)
+    with np.errstate(divide="ignore"):
+        log_x = np.log(x)
+    small = x < _X_SMALL
+    if np.any(small):
+        a = np.broadcast_to(concentration, np.shape(u))
+        log_x = np.where(small, (np.log(u) + gammaln(a + 1.0)) / a, log_x)
+    return x, log_x
+
+
+def log_gamma_sample_grad(concentration, x: np.ndarray, log_x: np.ndarray) -> np.ndarray:
+    r"""∂ log x/∂α of x = P⁻¹(α, u) at fixed u: (∂x/∂α)/x, and its limit (ψ(α + 1) − log x)/α
+    where x underflows (from the leading term of the series, P/p = x/α·(1 + O(x)))."""
+    from estimators.special import gamma_sample_grad
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = gamma_sample_grad(concentration, x) / x
+    small = x < _X_SMALL
+    if np.any(small):
+        a = np.broadcast_to(concentration, np.shape(x))
+        ratio = np.where(small, (digamma(a + 1.0) - log_x) / a, ratio)
+    return ratio
+
+
+# Below this, x is read from its logarithm (the series' leading term holds to relative O(x)).
+_X_SMALL = 1e-290
+
+
+class GammaParams(NamedTuple):
+    concentration: np.ndarray  # α (d,), > 0
+    rate: np.ndarray  # β (d,), > 0
+
+
+@dataclass(frozen=True)
+class Gamma:
+    r"""Independent z_j ~ Gamma(α_j, β_j) on (0, ∞)^d, density β^α z^{α−1} e^{−βz}/Γ(α); blocks
+    ``concentration`` (α) and ``rate`` (β), both learned, gradients with respect to α and β
+    themselves.
+
+    Base noise u ~ U(0, 1)^d, z = P⁻¹(α, u)/β (P the regularised lower incomplete gamma
+    function, :func:`standard_gamma`): one uniform per coordinate, so exact under antithetic
+    pairs and scrambled Sobol points as well.
+
+    * score: ∂ log q/∂α = log(βz) − ψ(α), ∂ log q/∂β = α/β − z;
+    * pathwise: with x = βz ~ Gamma(α, 1), ∂z/∂β = −z/β (explicit) and ∂z/∂α = (∂x/∂α)/β,
+      implicit: ∂x/∂α = −(∂P/∂α)(α, x)/p(x; α) (:func:`estimators.special.gamma_sample_grad`);
+    * no weak derivative here: the measure-valued estimator is refused.
+
+    Reference: Figurnov, Mohamed & Mnih (2018), section 3; Mohamed et al. (2020), section 5.2.
+    """
+
+    name: ClassVar[str] = "gamma"
+    blocks: ClassVar[tuple[str, ...]] = ("concentration", "rate")
+    learned: ClassVar[tuple[str, ...]] = ("concentration", "rate")
+    base: ClassVar[str] = "uniform"
+    schemes: ClassVar[tuple[str, ...]] = ("independent", "antithetic", "qmc")
+    Params: ClassVar[type] = GammaParams
+
+    def noise(self, sampling, rng, shape, params) -> np.ndarray:
+        return sampling(rng, shape, dim(params), base="uniform")
+
+    def sample(self, params: GammaParams, eps: np.ndarray) -> np.ndarray:
+        return standard_gamma(params.concentration, eps)[0] / params.rate
+
+    def score(self, params: GammaParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        alpha, rate = params.concentration, params.rate
+        log_x = standard_gamma(alpha, eps)[1]  # log(βz), exact where βz underflows
+        return np.concatenate([log_x - digamma(alpha), alpha / rate - z], axis=-1)
+
+    def pathwise(self, params: GammaParams, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        from estimators.special import gamma_sample_grad
+
+        alpha, rate = params.concentration, params.rate
+        dx = gamma_sample_grad(alpha, z * rate)
+        return np.concatenate([grad * dx / rate, -grad * z / rate], axis=-1)
+
+
+class BetaParams(NamedTuple):
+    alpha: np.ndarray  # a (d,), > 0
+    beta: np.ndarray  # b (d,), > 0
+
+
+@dataclass(frozen=True)
+class Beta:
+    r"""Independent z_j ~ Beta(a_j, b_j) on (0, 1)^d; blocks ``alpha`` (a) and ``beta`` (b), both learned.
+
+    Through Gammas, exactly: z = X/(X + Y), X ~ Gamma(a, 1), Y ~ Gamma(b, 1) independent,
+    from two uniforms per coordinate (the first d for X, the last d for Y).
+
+    * score: ∂ log q/∂a = log z − ψ(a) + ψ(a + b), ∂ log q/∂b = log(1 − z) − ψ(b) + ψ(a + b),
+      with log z and log(1 − z) from log X and log Y (accurate where z rounds to 0 or 1);
+    * pathwise: ∂z/∂a = z(1 − z)·∂ log X/∂a, ∂z/∂b = −z(1 − z)·∂ log Y/∂b, each ∂ log X/∂a
+      implicit (:func:`log_gamma_sample_grad`).
+
+    Reference: Figurnov, Mohamed & Mnih (2018), section 3.
+    """
+
+    name: ClassVar[str] = "beta"
+    blocks: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    learned: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    base: ClassVar[str] = "uniform"
+    schemes: ClassVar[tuple[str, ...]] = ("independent", "antithetic", "qmc")
+    Params: ClassVar[type] = BetaParams
+
+    def noise(self, sampling, rng, shape, params) -> np.ndarray:
+        return sampling(rng, shape, 2 * dim(params), base="uniform")
+
+    def _gammas(self, params: BetaParams, eps: np.ndarray):
+        d = dim(params)
+        return standard_gamma(params.alpha, eps[..., :d]), standard_gamma(params.beta, eps[..., d:])
+
+    def sample(self, params: BetaParams, eps: np.ndarray) -> np.ndarray:
+        (_, log_x), (_, log_y) = self._gammas(params, eps)
+        return sigmoid(log_x - log_y)
+
+    def score(self, params: BetaParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        a, b = params.alpha, params.beta
+        (_, log_x), (_, log_y) = self._gammas(params, eps)
+        log_s = np.logaddexp(log_x, log_y)
+        both = digamma(a + b)
+        return np.concatenate([log_x - log_s - digamma(a) + both, log_y - log_s - digamma(b) + both], axis=-1)
+
+    def pathwise(self, params: BetaParams, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        (x, log_x), (y, log_y) = self._gammas(params, eps)
+        spread = grad * z * (1.0 - z)
+        return np.concatenate([spread * log_gamma_sample_grad(params.alpha, x, log_x),
+                               -spread * log_gamma_sample_grad(params.beta, y, log_y)], axis=-1)
+
+
+class DirichletParams(NamedTuple):
+    concentration: np.ndarray  # α (d,), > 0
+
+
+@dataclass(frozen=True)
+class Dirichlet:
+    r"""z ~ Dirichlet(α) on the simplex in R^d (d ≥ 2); one block, ``concentration`` α.
+
+    Through Gammas, exactly: z_j = X_j/S, X_j ~ Gamma(α_j, 1) independent, S = Σ_i X_i
+    (z = softmax(log X), accurate where an X_j underflows), from d uniforms.
+
+    * score: ∂ log q/∂α_j = log z_j − ψ(α_j) + ψ(α₀), α₀ = Σ_i α_i;
+    * pathwise: ∂z_i/∂α_j = (δ_ij − z_i)·z_j·∂ log X_j/∂α_j, so the vector–Jacobian product
+      is z_j·∂ log X_j/∂α_j·(g_j − gᵀz) for g = ∇f(z) (∂ log X_j/∂α_j implicit,
+      :func:`log_gamma_sample_grad`).
+
+    Reference: Figurnov, Mohamed & Mnih (2018), section 3.
+    """
+
+    name: ClassVar[str] = "dirichlet"
+    blocks: ClassVar[tuple[str, ...]] = ("concentration",)
+    learned: ClassVar[tuple[str, ...]] = ("concentration",)
+    base: ClassVar[str] = "uniform"
+    schemes: ClassVar[tuple[str, ...]] = ("independent", "antithetic", "qmc")
+    Params: ClassVar[type] = DirichletParams
+
+    def noise(self, sampling, rng, shape, params) -> np.ndarray:
+        return sampling(rng, shape, dim(params), base="uniform")
+
+    def sample(self, params: DirichletParams, eps: np.ndarray) -> np.ndarray:
+        return softmax(standard_gamma(params.concentration, eps)[1])
+
+    def score(self, params: DirichletParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        alpha = params.concentration
+        log_x = standard_gamma(alpha, eps)[1]
+        log_z = log_x - np.logaddexp.reduce(log_x, axis=-1, keepdims=True)
+        return log_z - digamma(alpha) + digamma(np.sum(alpha))
+
+    def pathwise(self, params: DirichletParams, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        x, log_x = standard_gamma(params.concentration, eps)
+        inner = np.einsum("...i,...i->...", grad, z)[..., None]
+        return z * log_gamma_sample_grad(params.concentration, x, log_x) * (grad - inner)
 
 
 def with_learned(family: Family, blocks: tuple[str, ...]) -> Family:

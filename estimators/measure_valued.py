@@ -26,7 +26,14 @@ from estimators.families import WeakDifferentiable
 from estimators.sampling import independent
 
 
-@needs(WeakDifferentiable)
+def _cost(family, params, coupling: bool = True) -> int:
+    """Points of f per sample: each term's q⁺ and q⁻ points (one q⁻ where it is shared), read
+    off the decomposition's shapes (..., k, *event) at one sample."""
+    terms = family.weak_derivative(params, np.random.default_rng(0), (1,), independent, coupling)
+    return sum(t.plus.shape[1] + t.minus.shape[1] for t in terms)
+
+
+@needs(WeakDifferentiable, cost=_cost)
 def measure_valued(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent,
                    coupling: bool = True) -> np.ndarray:
     r"""Measure-valued derivative estimator: per learned coordinate j,

@@ -38,7 +38,7 @@ def _number(value, key: str, positive: bool) -> float:
     return float(value)
 
 
-@needs(Relaxable, grad=True, biased=True)
+@needs(Relaxable, grad=True, biased=True, cost=1)
 def gumbel_softmax(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent,
                    temperature: float = 1.0) -> np.ndarray:
     r"""Gumbel-softmax (Concrete) estimator: the pathwise gradient of the relaxed problem,
@@ -61,7 +61,7 @@ def gumbel_softmax(f, family, params, rng: np.random.Generator, num_samples, *, 
     return family.relaxed_pathwise(params, relaxed, tau, f.grad(relaxed))
 
 
-@needs(Relaxable, grad=True, biased=True)
+@needs(Relaxable, grad=True, biased=True, cost=1)
 def straight_through(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent,
                      temperature: float = 1.0) -> np.ndarray:
     r"""Straight-through Gumbel-softmax: ∇f at the hard sample, passed back through the
@@ -84,7 +84,7 @@ def straight_through(f, family, params, rng: np.random.Generator, num_samples, *
     return family.relaxed_pathwise(params, relaxed, tau, f.grad(family.sample(params, eps)))
 
 
-@needs(Relaxable, families=("bernoulli",), grad=True)
+@needs(Relaxable, families=("bernoulli",), grad=True, cost=3)
 def rebar(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent,
           temperature: float = 0.5, eta: float = 1.0) -> np.ndarray:
     r"""REBAR: the score function with the relaxation as control variate, for Bernoulli b.

@@ -9,7 +9,7 @@ from estimators.families import Reparameterizable
 from estimators.sampling import independent
 
 
-@needs(Reparameterizable, grad=True)
+@needs(Reparameterizable, grad=True, cost=1)
 def reparameterization(f, family, params, rng: np.random.Generator, num_samples, *,
                        sampling=independent) -> np.ndarray:
     r"""Pathwise estimator: with z = g(θ, ε), ε from the family's base noise,
@@ -24,4 +24,5 @@ def reparameterization(f, family, params, rng: np.random.Generator, num_samples,
     Mohamed et al. (2020), section 5.
     """
     eps = family.noise(sampling, rng, sample_shape(num_samples), params)
-    return family.pathwise(params, eps, f.grad(family.sample(params, eps)))
+    z = family.sample(params, eps)
+    return family.pathwise(params, z, eps, f.grad(z))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from estimators.core import sample_shape
+from estimators.core import needs, sample_shape
 from estimators.sampling import independent
 
 
@@ -15,6 +15,7 @@ def terms(f, family, params, rng, shape: tuple[int, ...], sampling) -> tuple[np.
     return f(z), family.score(params, z, eps)
 
 
+@needs(cost=1)
 def score_function(f, family, params, rng: np.random.Generator, num_samples, *, sampling=independent) -> np.ndarray:
     r"""Score-function estimator: ĝ_i = f(z_i)·∇_θ log q_θ(z_i), z_i ~ q_θ.
 

@@ -27,7 +27,8 @@ from experiments import optimizers
 from experiments.optimizers import Optimizer
 from problems.base import HasAnalyticGrad, HasCurves, HasExactBias, HasExactGradient, HasExactVariance, optimum
 
-CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr")
+CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr",
+          "work_normalized_variance")
 # For a problem that knows ∇L: the estimate's bias, its mean squared error and its alignment.
 BIAS_CURVES = ("grad_bias_sq", "grad_bias_sq_se", "grad_bias_sq_exact", "grad_mse", "grad_cosine")
 # Per learned block of the family, when it learns more than one: grad_variance/<block>, ...
@@ -41,7 +42,11 @@ SUMMARY = (
     "diverged",
     "mean_grad_variance",
     "wall_time_s",
+    "evals_per_estimate",
+    "wall_time_per_estimate_s",
 )
+# Summaries measured on the clock, not computed: they differ between two runs of one config.
+TIMINGS = ("wall_time_s", "wall_time_per_estimate_s")
 # Curves and summaries measured against the optimum: only for a problem that has one.
 DISTANCE = ("dist_to_opt", "final_dist", "best_dist", "steps_to_tol", "converged")
 
@@ -185,6 +190,13 @@ def run_sgd(
     optimum x (from θ₀ when the problem has none). Curves are measured at :func:`log_steps`
     up to the stop (and at the stop itself when the run diverged). ``dist_to_opt`` and the
     distance summaries are measured only for a problem with an optimum.
+
+    Cost: ``evals_per_estimate`` is what the estimator declares one N-sample estimate costs
+    (:func:`estimators.evaluations`; absent where it declares nothing), and
+    ``work_normalized_variance`` = ``grad_variance`` × that, the variance at equal work.
+    ``wall_time_per_estimate_s`` is measured: the mean time of the optimizer's estimator
+    calls, or with ``steps`` = 0 the probe at θ₀'s time over its V estimates (one vectorised
+    call, so cheaper per estimate than a call of its own).
     """
     tic = time.perf_counter()
     optimizer = optimizer or optimizers.sgd()
@@ -207,14 +219,17 @@ def run_sgd(
     trajectory[0] = theta
     stop, diverged = steps, False
     several = len(family.learned) > 1
+    clock, estimating = time.perf_counter, 0.0
     # Overflow is detected below and recorded as divergence, not reported as a warning.
     with np.errstate(all="ignore"):
         for t in range(1, steps + 1):
             params = families.unflatten(family, theta, params0)
+            start = clock()
             if state is None:  # the plain case, kept lean: it runs T times
                 per_sample = estimator(problem, family, params, rng, samples)
             else:
                 per_sample, state = estimator(problem, family, params, rng, samples, state=state)
+            estimating += clock() - start
             # np.mean's own steps, without its Python wrapper: it costs more than a 2-d step.
             grad = np.add.reduce(per_sample, axis=0) / per_sample.shape[0]
             if analytic is not None:
@@ -244,10 +259,16 @@ def run_sgd(
         biased = estimators.biased(estimator)
         exact_bias = problem.exact_bias if isinstance(problem, HasExactBias) else None
         extra = problem.curve_values if isinstance(problem, HasCurves) else None
+        cost = estimators.evaluations(estimator, family, params0, samples)
+        if cost is None:
+            del curves["work_normalized_variance"]
         for k, t in enumerate(logged):
             params = families.unflatten(family, trajectory[t], params0)
+            start = clock()
             est = probe(estimator, problem, family, params, probe_rng(seed, int(t)), samples, variance_samples,
                         state=states[t])
+            if t == 0 and stop == 0:
+                estimating = (clock() - start) / variance_samples
             measured = probe_variance(est, family, params)
             exact = exact_variance(problem, config, family, params, samples)
             curves["loss"][k] = problem.loss(params)
@@ -259,6 +280,8 @@ def run_sgd(
                 curves["grad_variance_se" + suffix][k] = value.se
                 curves["grad_variance_exact" + suffix][k] = exact[block]
             total = measured[""].value
+            if cost is not None:
+                curves["work_normalized_variance"][k] = total * cost
             if exact_grad is not None:
                 g = families.flatten(family, exact_grad(params))
                 curves["grad_snr"][k] = (g @ g) / total if total > 0 else math.nan
@@ -289,5 +312,8 @@ def run_sgd(
             "diverged": float(diverged),
             "mean_grad_variance": float(variances.mean()) if variances.size else math.nan,
             "wall_time_s": time.perf_counter() - tic,
+            "wall_time_per_estimate_s": estimating / stop if stop else estimating,
         }
+        if cost is not None:
+            summary["evals_per_estimate"] = cost
     return RunResult(trajectory, logged, curves, summary)

@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from estimators import Gaussian, GaussianParams, spec
+from problems.base import require, require_finite, require_int
 
 
 class TestFunction(NamedTuple):
@@ -135,6 +136,15 @@ class GaussianExpectation:
     mu0: float = 1.0
     sigma0: float = 1.0
     family = Gaussian()
+
+    def __post_init__(self) -> None:
+        require(self.f in FUNCTIONS, "f", self.f, f"one of {', '.join(FUNCTIONS)}")
+        require_finite(self, "k", "mu0", "sigma0")
+        require(self.sigma0 > 0, "sigma0", self.sigma0, "a finite number > 0")
+        require_int(self, "dim", 1)
+        if self.f == "exp" and self.k < 0:
+            raise ValueError(f"invalid problem.k={self.k!r} with problem.f=exp: allowed: a finite number >= 0 "
+                             "(E exp(−k x²) under N(μ, σ²) is finite only while 2|k|σ² < 1)")
 
     @property
     def fn(self) -> TestFunction:

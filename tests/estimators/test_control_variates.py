@@ -35,7 +35,7 @@ def test_expected_gradient_of_the_surrogate():
     mean, scale = np.array([0.3, -0.9]), np.array([0.5, 1.2])
     cv = control_variates.delta()
     family, params = Gaussian(learn_scale=True), GaussianParams(mean, scale)
-    g_mean, g_scale = np.split(cv.expected_grad(problem, family, params), 2)
+    g_mean, g_scale = np.split(cv.expected_grad(cv.surrogate(problem, family, params), family, params), 2)
     np.testing.assert_allclose(g_mean, problem.grad(mean))
     np.testing.assert_allclose(g_scale, np.diagonal(problem.hessian(mean)) * scale)
 

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 
 from experiments.config import PROJECT_ROOT
 from experiments.runner import compute
-from experiments.sgd import BIAS_CURVES
+from experiments.sgd import BIAS_CURVES, TIMINGS
 
 PINNED = Path(__file__).resolve().parent.parent / "data" / "pinned_metrics.json"
 K = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
@@ -54,6 +54,10 @@ def cases() -> dict[str, list[str]]:
     return out
 
 
+# Added since the pin: the bias curves, and the cost of an estimate.
+ADDED = (*BIAS_CURVES, "work_normalized_variance", "evals_per_estimate")
+
+
 def metrics(overrides: list[str], write: bool = False) -> dict:
     """Every logged curve and summary value of the run (wall time aside), as exact hex floats."""
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
@@ -61,12 +65,12 @@ def metrics(overrides: list[str], write: bool = False) -> dict:
     out = {"steps": [int(s) for s in result.steps], "trajectory_len": len(result.trajectory),
            "trajectory_last": [float(x).hex() for x in result.trajectory[-1]]}
     for key, values in result.curves.items():
-        if key in BIAS_CURVES and not write:  # curves added since the pin: new results, not changed ones
+        if key in ADDED and not write:  # curves added since the pin: new results, not changed ones
             continue
         if any(v == v for v in values):  # a curve with no finite value is not logged
             out[key] = [float(v).hex() for v in values]
     for key, value in result.summary.items():
-        if key != "wall_time_s":
+        if key not in TIMINGS and (write or key not in ADDED):
             out["summary/" + key] = float(value).hex()
     return out
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.entities import ViewType
 
+from experiments.sgd import TIMINGS
 from tests.conftest import Store
 
 SMALL = ["hydra.sweeper.params=null", "steps=200", "variance_samples=20", "log_points=11"]
@@ -88,7 +89,7 @@ def metrics_by_point(store: Store) -> dict:
     client = store.client()
     out = {}
     for _, run in store.runs().query("`tags.run_kind` == 'job' and status == 'FINISHED'").iterrows():
-        keys = [k for k in client.get_run(run.run_id).data.metrics if k != "wall_time_s"]
+        keys = [k for k in client.get_run(run.run_id).data.metrics if k not in TIMINGS]
         out[run["tags.config_hash"]] = {k: [(m.step, m.value) for m in client.get_metric_history(run.run_id, k)]
                                         for k in keys}
     return out

@@ -9,7 +9,7 @@ import pytest
 
 import estimators
 from problems.quadratic import Quadratic
-from experiments.sgd import log_steps, run_sgd
+from experiments.sgd import TIMINGS, log_steps, run_sgd
 
 BASE = dict(step_size=1e-2, steps=300, samples=2, seed=3, variance_samples=50, log_points=11, tolerance=0.05,
             divergence_factor=100.0)
@@ -31,8 +31,8 @@ def test_same_config_same_numbers():
     np.testing.assert_array_equal(a.trajectory, b.trajectory)
     for name in a.curves:
         np.testing.assert_array_equal(a.curves[name], b.curves[name])
-    assert {k: v for k, v in a.summary.items() if k != "wall_time_s"} == {
-        k: v for k, v in b.summary.items() if k != "wall_time_s"
+    assert {k: v for k, v in a.summary.items() if k not in TIMINGS} == {
+        k: v for k, v in b.summary.items() if k not in TIMINGS
     }
 
 
@@ -134,9 +134,12 @@ def test_default_configuration_reproduces_todays_run_bit_for_bit(kind):
     for t, value in zip(res.steps, res.curves["grad_variance"]):
         assert value == _today_probe(problem, kind, res.trajectory[t], BASE["seed"], int(t), 3,
                                      BASE["variance_samples"])
-    # The contract's curves, and the bias curves every problem with an exact gradient logs since.
+    # The contract's curves, the bias curves every problem with an exact gradient logs since, and
+    # the variance at equal work every estimator that declares its cost logs.
     assert set(res.curves) == {"loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact",
-                               "grad_snr", *BIAS_CURVES}
+                               "grad_snr", *BIAS_CURVES, "work_normalized_variance"}
+    np.testing.assert_array_equal(res.curves["work_normalized_variance"], res.curves["grad_variance"] * 3)
+    assert res.summary["evals_per_estimate"] == 3
 
 
 def test_learned_scale_logs_both_blocks_and_their_exact_values():
