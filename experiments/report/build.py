@@ -116,6 +116,9 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
     if best is not None:
         _csv(_fair(best, factors), out / "fair_comparison.csv")
     start = tables.variance_at_start(sweep)
+    # The same variances times what one estimate costs: estimators compared at equal work.
+    start_work = tables.at_equal_cost(start, runs, [f for f in factors if f != "step_size"],
+                                      ("mean", "std", "se", "exact"))
     dist = tables.bands(sweep, "dist_to_opt")
     loss = tables.bands(sweep, "loss")
     var = tables.bands(sweep, "grad_variance")
@@ -148,6 +151,7 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
             "table": tables.select(summary, setting),
             "best": tables.select(best, setting) if best is not None else None,
             "start": tables.select(start, setting),
+            "start_work": tables.select(start_work, setting),
             "dist": tables.select(dist, setting),
             "loss": tables.select(loss, setting),
             "var": tables.select(var, setting),
@@ -185,6 +189,16 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
     # A caption of its own for a figure of the reference study (by name), else the general one.
     made = [(name if name in CAPTIONS else "variance_vs_param", [f"{name}.png"], "",
              f"Gradient variance at θ₀ against {short}", fill | {"csv": f"{name}.csv"})]
+    work = tables.at_equal_cost(study, runs[variance_study(runs)], [*facets, "estimator", param])
+    if len(work) and work["value"].notna().any():
+        name = f"work_normalized_variance_vs_{_safe(short)}"
+        _csv(work, out / f"{name}.csv")
+        figures.save_png(figures.variance_vs_param(
+            work, colors, f"At equal cost: gradient variance × evaluations per estimate at θ₀ against {short}, "
+            f"per {fill['per']}", param, facets, samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"),
+            work=True), out / f"{name}.png", options.dpi)
+        made.append(("work_normalized_variance_vs_param", [f"{name}.png"], "",
+                     f"At equal cost: variance × evaluations against {short}", fill | {"csv": f"{name}.csv"}))
     bias = tables.bias_vs_param(sweep)
     if len(bias):
         name = f"bias_vs_{_safe(short)}"
@@ -199,11 +213,17 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
 
 
 def _fair(best: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
-    """The fair comparison as a table: per estimator and distance, the best step size and its outcome."""
+    """The fair comparison as a table: per estimator and distance, the best step size and its
+    outcome, and where the estimators declare their cost, the evaluations of f (or ∇f) that
+    reaching the tolerance took: steps × evaluations per estimate."""
     keys = [f for f in factors if f != "step_size"]
     cols = ["step_size", "runs", "diverged_fraction", "median_steps_to_tol", "q25_steps_to_tol", "q75_steps_to_tol",
             "reached", "budget", "median_final_dist"]
-    return best[[*keys, *cols]].rename(columns={"step_size": "best_step_size"})
+    out = best[[*keys, *cols]].rename(columns={"step_size": "best_step_size"})
+    if "evals_per_estimate" in best and best["evals_per_estimate"].notna().any():
+        out["evals_per_estimate"] = best["evals_per_estimate"]
+        out["median_evals_to_tol"] = best["median_steps_to_tol"] * best["evals_per_estimate"]
+    return out
 
 
 def _planar(picks: pd.DataFrame, trajectories: dict) -> list[dict]:
@@ -240,6 +260,20 @@ CAPTIONS = {
         "measured (points, ± 1 standard error) and in closed form (lines, where known). The x axis is "
         "logarithmic only for positive values over a decade or more; a panel's y axis where all its values "
         "are positive, symlog where some are 0 (a deterministic estimate). Numbers: {csv}.",
+    ),
+    "work_normalized_variance_vs_param": (
+        "At equal cost: variance × evaluations per estimate",
+        "The variances above times the evaluations of f, ∇f or ∇²f one estimate costs, as each estimator "
+        "declares it (evals_per_estimate: N for the score function, 2 per pair for ARM and DisARM, 2d per "
+        "sample for the measure-valued estimator of a Gaussian mean, N + pilot with the pilot-estimated "
+        "optimal baseline): the variance an estimator would reach with one evaluation's worth of work, "
+        "so estimators that evaluate f more often per sample are compared at equal cost. Numbers: {csv}.",
+    ),
+    "work_normalized_variance_vs_distance": (
+        "At equal cost: variance × evaluations per estimate against distance",
+        "tr Cov of the gradient at θ₀ times the evaluations one estimate costs (evals_per_estimate, as each "
+        "estimator declares it): the variance per unit of work, so that an estimator evaluating f more "
+        "often per sample is not favoured by a comparison at equal N.",
     ),
     "bias_vs_param": (
         "Bias of the gradient at θ₀ against the swept parameter",
@@ -333,6 +367,11 @@ def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, option
         if at_distance:
             save("variance_vs_distance", figures.variance_vs_distance(
                 start, colors, "Gradient variance at θ₀ against distance D" + where))
+            work = sub["start_work"]
+            if len(work) and (work["mean"].notna() & (work["problem.distance"] > 0)).any():
+                save("work_normalized_variance_vs_distance", figures.variance_vs_distance(
+                    work, colors, "At equal cost: gradient variance × evaluations per estimate at θ₀" + where,
+                    work=True))
         elif sub["study"]:
             skip("variance_vs_distance", f"Runs at θ₀ over several {sub['study']}, no distance D: see the variance "
                                          f"against {sub['study']} above.")

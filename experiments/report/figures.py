@@ -139,8 +139,9 @@ def save_png(fig: Figure, path: Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figure:
-    """Figure 1: tr Cov of the gradient at θ₀ against D (log–log), measured (mean ± SE) and exact."""
+def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str, work: bool = False) -> Figure:
+    """Figure 1: tr Cov of the gradient at θ₀ against D (log–log), measured (mean ± SE) and exact;
+    with ``work``, the same times the evaluations per estimate (``start`` scaled so)."""
     data = start[start["problem.distance"] > 0].sort_values(["estimator", "problem.distance"])
     with plt.rc_context(RC):
         fig, axes = _layout(1, 1, (5.6, 3.9), left=0.95, right=0.3, bottom=0.65, top=0.45)
@@ -162,7 +163,7 @@ def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figur
         _log(ax, "x")
         _log(ax, "y")
         ax.set_xlabel("distance D = ‖x − θ₀‖ (units of θ)")
-        ax.set_ylabel("tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
+        ax.set_ylabel("tr Cov[ĝ] × evaluations per estimate at θ₀" if work else "tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
         ax.set_title(title)
         ax.legend(loc="upper left", frameon=True)
     return fig
@@ -170,7 +171,9 @@ def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str) -> Figur
 
 TEST_FUNCTIONS = {"square": "(x − k)²", "exp": "exp(−k x²)", "cos": "cos(k x)"}
 # The total over θ is drawn only for runs that logged no block of it: θ is then one block.
-BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_\theta$"}
+BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_\theta$",
+                "concentration": r"$\nabla_\alpha$", "rate": r"$\nabla_\beta$", "alpha": r"$\nabla_a$",
+                "beta": r"$\nabla_b$", "logits": r"$\nabla_\phi$"}
 # Cosmetic labels of a study's swept param by name; any other is labelled by its name.
 PARAM_LABELS = {"problem.k": "k (parameter of f)"}
 
@@ -234,12 +237,13 @@ def _facet_title(facets: Sequence[str], level: tuple) -> str:
 
 
 def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
-                      samples: str = "N = 1") -> Figure:
+                      samples: str = "N = 1", work: bool = False) -> Figure:
     """Gradient variance at θ₀ against the study's param, as the reference study's figure 2
     (against k, log–log): one panel per facet (columns) and block of θ (rows), measured
     (mean ± 1 SE) and exact (lines; none where unknown). ``data`` is
     :func:`tables.variance_vs_param`'s frame. x is logarithmic for positive values over a
-    decade or more, linear otherwise (negative logits); y as :func:`_variance_scale` says."""
+    decade or more, linear otherwise (negative logits); y as :func:`_variance_scale` says. With
+    ``work``, the values are variances times evaluations per estimate (:func:`tables.at_equal_cost`)."""
     levels = _facet_levels(data, facets)
     # The blocks in order, the total (logged alone by a run that learns one block) last.
     blocks = sorted(set(data["block"]) - {"total"}) + (["total"] if "total" in set(data["block"]) else [])
@@ -267,7 +271,8 @@ def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, 
                 ax.set_xticks(ks, [_g(k) for k in ks])
                 ax.set_title(_facet_title(facets, level) + f"gradient {BLOCK_LABELS.get(b, b)}")
                 ax.set_xlabel(PARAM_LABELS.get(param, param) if i == len(blocks) - 1 else "")
-                ax.set_ylabel(f"tr Cov of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
+                measure = "tr Cov × evaluations" if work else "tr Cov"
+                ax.set_ylabel(f"{measure} of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
                               if j == 0 else "")
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(set(data["estimator"]))]
         n = int(data["seeds"].max()) if len(data) else 0

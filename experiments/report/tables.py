@@ -34,7 +34,10 @@ SUMMARY_COLUMNS = [
     "mean_grad_variance",
     "median_grad_variance",
     RATIO,
+    "evals_per_estimate",
+    "median_work_normalized_variance",
 ]
+COST_COLUMNS = ("evals_per_estimate", "median_work_normalized_variance")
 DISTANCE_COLUMNS = ("median_final_dist", "median_steps_to_tol")
 LOSS_COLUMNS = ("median_final_loss", "median_grad_variance")
 # Stand-in for +inf inside quantiles: numpy interpolates inf and inf to NaN.
@@ -63,13 +66,18 @@ def summary_columns(runs: pd.DataFrame) -> list[str]:
         drop |= set(LOSS_COLUMNS)
     if not (runs["estimator"] == REFERENCE).any():
         drop.add(RATIO)
+    if "evals_per_estimate" not in runs or not runs["evals_per_estimate"].notna().any():
+        drop |= set(COST_COLUMNS)
     return [c for c in SUMMARY_COLUMNS if c not in drop]
 
 
 def _cell_stats(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     """One row per grid cell, every column of :data:`SUMMARY_COLUMNS`."""
+    if "evals_per_estimate" not in runs:  # a sweep logged before estimates declared their cost
+        runs = runs.assign(evals_per_estimate=np.nan)
     done = runs[runs["complete"]].assign(final=lambda d: _after_stop(d, "final_dist"),
-                                         loss=lambda d: _after_stop(d, "final_loss"))
+                                         loss=lambda d: _after_stop(d, "final_loss"),
+                                         work=lambda d: d["mean_grad_variance"] * d["evals_per_estimate"])
     stats = done.groupby(factors, sort=True, dropna=False).agg(
         runs=("run_id", "size"),
         diverged_fraction=("diverged", "mean"),
@@ -78,6 +86,8 @@ def _cell_stats(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
         median_final_loss=("loss", "median"),
         mean_grad_variance=("mean_grad_variance", "mean"),
         median_grad_variance=("mean_grad_variance", "median"),
+        evals_per_estimate=("evals_per_estimate", "median"),
+        median_work_normalized_variance=("work", "median"),
     )
     total = runs.groupby(factors, sort=True, dropna=False).size().rename("all")
     table = pd.concat([total, stats], axis=1).reset_index()
@@ -120,6 +130,22 @@ def best_steps(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     best = best.merge(spread.reset_index(), on=factors, how="left")
     best["reached"] = (best["median_steps_to_tol"] <= best["budget"]) | best["budget"].isna()
     return best.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def at_equal_cost(frame: pd.DataFrame, runs: pd.DataFrame, keys: Sequence[str],
+                  columns: Sequence[str] = ("value", "se", "exact")) -> pd.DataFrame:
+    """``frame`` with ``columns`` times the evaluations one estimate costs in its cell (matched on
+    ``keys``): variances at equal work, the work-normalised variance. Cells whose estimator
+    declares no cost are left out; a frame without any gives an empty one."""
+    keys = list(keys)
+    if "evals_per_estimate" not in runs:
+        return frame.iloc[:0]
+    done = runs[runs["complete"] & runs["evals_per_estimate"].notna()]
+    cost = done.groupby(keys, sort=True, dropna=False)["evals_per_estimate"].median().reset_index()
+    out = frame.merge(cost, on=keys, how="inner")
+    for column in columns:
+        out[column] = out[column] * out["evals_per_estimate"]
+    return out
 
 
 def settings(runs: pd.DataFrame, extras: Sequence[str]) -> list[dict]:

@@ -64,14 +64,15 @@ def test_the_summary_holds_the_loss_and_the_variance_not_a_distance(sweep):
     store, folder = sweep
     table = pd.read_csv(folder / "summary.csv")
     assert list(table.columns) == ["estimator", "step_size", "problem.logit0", "runs", "failed", "diverged_fraction",
-                                   "median_final_loss", "mean_grad_variance", "median_grad_variance"]
+                                   "median_final_loss", "mean_grad_variance", "median_grad_variance",
+                                   "evals_per_estimate", "median_work_normalized_variance"]
     runs = store.runs()
     kids = runs[runs["tags.run_kind"] == "job"].copy()
     assert kids["tags.family"].eq("bernoulli").all() and "metrics.final_dist" not in kids
     kids["phi0"] = kids["params.problem.logit0"].astype(float)
     expected = kids.groupby(["params.estimator.baseline.name", "phi0"]).agg(
         final_loss=("metrics.final_loss", "median"), mean=("metrics.mean_grad_variance", "mean"),
-        median=("metrics.mean_grad_variance", "median"))
+        median=("metrics.mean_grad_variance", "median"), evals=("metrics.evals_per_estimate", "median"))
     assert len(table) == 4
     for row in table.itertuples(index=False):
         want = expected.loc[(row.estimator.split("baseline=")[1].rstrip(")"), row[2])]
@@ -79,6 +80,8 @@ def test_the_summary_holds_the_loss_and_the_variance_not_a_distance(sweep):
         assert row.median_final_loss == pytest.approx(want["final_loss"], rel=1e-5)
         assert row.mean_grad_variance == pytest.approx(want["mean"], rel=1e-5)
         assert row.median_grad_variance == pytest.approx(want["median"], rel=1e-5)
+        # N = 2 samples of the score function, plus the optimal baseline's pilot of 100 where it has one.
+        assert row.evals_per_estimate == want["evals"] == (102 if "optimal" in row.estimator else 2)
 
 
 def test_the_exact_variance_is_read_where_logged(sweep):
