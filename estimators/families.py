@@ -43,6 +43,7 @@ import numpy as np
 from scipy.special import digamma, erfc, gammainccinv, gammaincinv, gammaln, log_ndtr, logit, ndtr
 
 from estimators.sampling import Sampler
+from estimators.special import gamma_sample_grad
 
 
 @runtime_checkable
@@ -430,8 +431,6 @@ def standard_gamma(concentration, u: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def log_gamma_sample_grad(concentration, x: np.ndarray, log_x: np.ndarray) -> np.ndarray:
     r"""∂ log x/∂α of x = P⁻¹(α, u) at fixed u: (∂x/∂α)/x, and its limit (ψ(α + 1) − log x)/α
     where x underflows (from the leading term of the series, P/p = x/α·(1 + O(x)))."""
-    from estimators.special import gamma_sample_grad
-
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = gamma_sample_grad(concentration, x) / x
     small = x < _X_SMALL
@@ -483,12 +482,14 @@ class Gamma:
 
     def score(self, params: GammaParams, z: np.ndarray, eps: np.ndarray) -> np.ndarray:
         alpha, rate = params.concentration, params.rate
-        log_x = standard_gamma(alpha, eps)[1]  # log(βz), exact where βz underflows
+        x = z * rate
+        with np.errstate(divide="ignore"):
+            log_x = np.log(x)
+        if np.any(x < _X_SMALL):  # log(βz) from the noise where βz underflowed
+            log_x = np.where(x < _X_SMALL, standard_gamma(alpha, eps)[1], log_x)
         return np.concatenate([log_x - digamma(alpha), alpha / rate - z], axis=-1)
 
     def pathwise(self, params: GammaParams, z: np.ndarray, eps: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        from estimators.special import gamma_sample_grad
-
         alpha, rate = params.concentration, params.rate
         dx = gamma_sample_grad(alpha, z * rate)
         return np.concatenate([grad * dx / rate, -grad * z / rate], axis=-1)
