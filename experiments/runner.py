@@ -76,6 +76,8 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     }
     if isinstance(problem, HasCurves):  # its own curves, by name: what the report reads
         tags["curves"] = ",".join(problem.curves)
+    if getattr(problem, "formula", None):  # what f is, as the report titles it
+        tags["formula"] = problem.formula
     run_id = tracking.start_run(
         uri,
         cfg.tracking.experiment,

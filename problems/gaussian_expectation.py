@@ -147,6 +147,11 @@ class GaussianExpectation:
                              "(E exp(−k x²) under N(μ, σ²) is finite only while 2|k|σ² < 1)")
 
     @property
+    def formula(self) -> str:
+        """f per coordinate, as the report titles it (k left as a symbol: a study sweeps it)."""
+        return "f(x) = " + {"square": "(x − k)²", "exp": "exp(−k x²)", "cos": "cos(k x)"}[self.f]
+
+    @property
     def fn(self) -> TestFunction:
         return FUNCTIONS[self.f]
 

@@ -179,13 +179,17 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
     the runs logged it; returns their page entries as :func:`_figures` does."""
     runs = sweep.runs
     short = param.removeprefix("problem.")
+    # Each test function as its problem wrote it (the tag ``formula``), for the panel titles.
+    formulas = ({} if "formula" not in runs or "problem.f" not in runs else
+                runs.dropna(subset=["formula"]).groupby("problem.f")["formula"].first().to_dict())
     fill = {"param": short, "per": _and([FACET_LABELS.get(f, f) for f in facets] + ["parameter block"])}
     samples = sorted(runs.loc[variance_study(runs), "samples"].dropna().unique()) if "samples" in runs else []
     name = f"variance_vs_{_safe(short)}"
     _csv(study, out / f"{name}.csv")
     figures.save_png(figures.variance_vs_param(
         study, colors, f"Gradient variance at θ₀ against {short}, per {fill['per']}", param, facets,
-        samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?")), out / f"{name}.png", options.dpi)
+        samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"), formulas=formulas), out / f"{name}.png",
+        options.dpi)
     # A caption of its own for a figure of the reference study (by name), else the general one.
     made = [(name if name in CAPTIONS else "variance_vs_param", [f"{name}.png"], "",
              f"Gradient variance at θ₀ against {short}", fill | {"csv": f"{name}.csv"})]
@@ -196,7 +200,7 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
         figures.save_png(figures.variance_vs_param(
             work, colors, f"At equal cost: gradient variance × evaluations per estimate at θ₀ against {short}, "
             f"per {fill['per']}", param, facets, samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"),
-            work=True), out / f"{name}.png", options.dpi)
+            work=True, formulas=formulas), out / f"{name}.png", options.dpi)
         made.append(("work_normalized_variance_vs_param", [f"{name}.png"], "",
                      f"At equal cost: variance × evaluations against {short}", fill | {"csv": f"{name}.csv"}))
     bias = tables.bias_vs_param(sweep)
@@ -206,7 +210,7 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
         per = _and([FACET_LABELS.get(f, f) for f in facets])
         figures.save_png(figures.bias_vs_param(
             bias, colors, f"Squared bias of the gradient at θ₀ against {short}" + (f", per {per}" if per else ""),
-            param, facets), out / f"{name}.png", options.dpi)
+            param, facets, formulas), out / f"{name}.png", options.dpi)
         made.append(("bias_vs_param", [f"{name}.png"], "", f"Bias of the gradient at θ₀ against {short}",
                      fill | {"csv": f"{name}.csv"}))
     return made

@@ -204,7 +204,7 @@ def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for key in params:
         out[key] = _cast(frame[f"params.{key}"])
     out["estimator"] = estimator_labels(out, frame)
-    for key in ("git_commit", "config_hash", "curves"):
+    for key in ("git_commit", "config_hash", "curves", "formula"):
         out[key] = frame.get(f"tags.{key}", pd.Series(None, index=frame.index))
     for key in SUMMARY:
         out[key] = pd.to_numeric(frame.get(f"metrics.{key}", pd.Series(np.nan, index=frame.index)))

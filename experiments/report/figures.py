@@ -169,6 +169,7 @@ def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str, work: bo
     return fig
 
 
+# What problem.f names, for runs logged before problems tagged their own formula (``formula``).
 TEST_FUNCTIONS = {"square": "(x − k)²", "exp": "exp(−k x²)", "cos": "cos(k x)"}
 # The total over θ is drawn only for runs that logged no block of it: θ is then one block.
 BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r"$\nabla_\theta$",
@@ -226,18 +227,20 @@ def _facet_rows(data: pd.DataFrame, facets: Sequence[str], level: tuple) -> pd.S
     return mask
 
 
-def _facet_title(facets: Sequence[str], level: tuple) -> str:
-    """``f(x) = …, `` for a test function, ``name = value, `` for another facet, nothing for NaN."""
+def _facet_title(facets: Sequence[str], level: tuple, formulas: dict | None = None) -> str:
+    """``f = …, `` for a test function (the formula its runs were tagged with), ``name = value, ``
+    for another facet, nothing for NaN."""
     parts = []
     for f, v in zip(facets, level):
         if pd.isna(v):
             continue
-        parts.append(f"f(x) = {TEST_FUNCTIONS.get(v, v)}" if f == "problem.f" else f"{f} = {v}")
+        formula = (formulas or {}).get(v) or f"f(x) = {TEST_FUNCTIONS.get(v, v)}"
+        parts.append(formula if f == "problem.f" else f"{f} = {v}")
     return "".join(p + ", " for p in parts)
 
 
 def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
-                      samples: str = "N = 1", work: bool = False) -> Figure:
+                      samples: str = "N = 1", work: bool = False, formulas: dict | None = None) -> Figure:
     """Gradient variance at θ₀ against the study's param, as the reference study's figure 2
     (against k, log–log): one panel per facet (columns) and block of θ (rows), measured
     (mean ± 1 SE) and exact (lines; none where unknown). ``data`` is
@@ -269,7 +272,7 @@ def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, 
                     _log(ax, "x")
                 _variance_scale(ax, cell[["value", "exact"]].to_numpy().ravel())
                 ax.set_xticks(ks, [_g(k) for k in ks])
-                ax.set_title(_facet_title(facets, level) + f"gradient {BLOCK_LABELS.get(b, b)}")
+                ax.set_title(_facet_title(facets, level, formulas) + f"gradient {BLOCK_LABELS.get(b, b)}")
                 ax.set_xlabel(PARAM_LABELS.get(param, param) if i == len(blocks) - 1 else "")
                 measure = "tr Cov × evaluations" if work else "tr Cov"
                 ax.set_ylabel(f"{measure} of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
@@ -310,7 +313,8 @@ def _dodge(x: np.ndarray, i: int, n: int, ks: Sequence[float], logx: bool) -> np
     return x + shift * width
 
 
-def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = ()) -> Figure:
+def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
+                  formulas: dict | None = None) -> Figure:
     """The squared bias ‖E ĝ − ∇L‖² at θ₀ against the study's param: one panel per facet,
     measured (the probe's unbiased estimate, mean ± 1 SE; points of one x dodged apart) and
     exact (lines, where logged; 0 for an unbiased estimator). Each panel's y is linear, symlog
@@ -341,7 +345,7 @@ def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, face
                 ax.set_yscale("symlog", linthresh=linthresh)
                 ax.yaxis.set_minor_locator(NullLocator())
             ax.set_xticks(ks, [_g(k) for k in ks])
-            ax.set_title(_facet_title(facets, level) + f"gradient {BLOCK_LABELS['total']}")
+            ax.set_title(_facet_title(facets, level, formulas) + f"gradient {BLOCK_LABELS['total']}")
             ax.set_xlabel(PARAM_LABELS.get(param, param))
             ax.set_ylabel("‖E ĝ − ∇L‖² at θ₀\n(units of ∇L, squared)" if j == 0 else "")
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in ests]

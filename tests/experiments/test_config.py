@@ -123,6 +123,11 @@ BAD_VALUES = [
     ("problem=quadratic estimator=arm", "estimator=arm"),
     ("problem=bernoulli_toy problem.logit0=inf", "problem.logit0"),
     ("problem=bernoulli_toy problem.logit0=abc", "problem.logit0"),
+    ("problem=gamma_expectation problem.f=sin", "problem.f"),
+    ("problem=gamma_expectation problem.concentration0=0", "problem.concentration0"),
+    ("problem=gamma_expectation problem.k=-2", "problem.k"),  # E z^k is infinite for α₀ + k ≤ 0
+    ("problem=gamma_expectation estimator=measure_valued", "estimator=measure_valued"),
+    ("problem=dirichlet_expectation problem.dim=1", "problem.dim"),
     # Constraints between keys.
     ("estimator/baseline=leave_one_out samples=1", "estimator/baseline=leave_one_out"),
     ("estimator/baseline=leave_one_out samples=4 sampling=antithetic", "estimator/baseline=leave_one_out"),

@@ -105,3 +105,36 @@ def test_discrete_variance_measures_every_estimator_at_theta0_against_its_exact_
     for _, run in kids.iterrows():
         assert abs(run["metrics.grad_bias_sq"] - run["metrics.grad_bias_sq_exact"]) < 5 * run[
             "metrics.grad_bias_sq_se"] + 1e-15, run["params.estimator.name"]
+
+
+GAMMA_BLOCKS = ["grad_variance", "grad_variance/concentration", "grad_variance/rate"]
+
+
+def test_implicit_vs_k_logs_both_blocks_against_their_exact_values(store):
+    """The score function and the implicit pathwise estimator on Gamma(1, 1) at θ₀: per block,
+    measured within 5 standard errors of the exact value (k where the fourth moments are modest:
+    the standard errors then mean what they say); the pilot-estimated optimal baseline has none."""
+    ks = ["0.5", "1.0"]
+    proc = store.run("-m", "experiment=implicit_vs_k", "problem.k=" + ",".join(ks), "variance_samples=20000")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kids = children(store.runs())
+    names = {"score_function", "score_function_optimal_baseline", "reparameterization"}
+    assert set(zip(kids["params.estimator.name"], kids["params.problem.f"], kids["params.problem.k"])) == {
+        (e, f, k) for e in names for f in ("power", "exp") for k in ks}
+    assert (kids["params.steps"] == "0").all() and (kids["tags.family"] == "gamma").all()
+    client = store.client()
+    for _, run in kids.iterrows():
+        at0 = {m.key: m.value for key in ("grad_variance", "grad_variance_se", "grad_variance_exact")
+               for block in ("", "/concentration", "/rate") for m in client.get_metric_history(run.run_id, key + block)
+               if m.step == 0}
+        assert set(GAMMA_BLOCKS) <= set(at0)
+        expected_cost = 101 if run["params.estimator.name"] == "score_function_optimal_baseline" else 1
+        assert run["metrics.evals_per_estimate"] == expected_cost
+        if run["params.estimator.name"] == "score_function_optimal_baseline":
+            assert "grad_variance_exact" not in at0
+            continue
+        for name in GAMMA_BLOCKS:
+            exact, se = at0[name.replace("grad_variance", "grad_variance_exact")], at0[name.replace("grad_variance",
+                                                                                                    "grad_variance_se")]
+            assert abs(at0[name] - exact) < 5 * se + 1e-12, (run["params.estimator.name"], run["params.problem.f"],
+                                                              run["params.problem.k"], name, at0[name], exact, se)

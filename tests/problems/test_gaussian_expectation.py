@@ -101,10 +101,10 @@ def test_unknown_configurations_report_none():
         assert exact_variance(problem, estimator, MEAN, SCALE, 1, learn_scale=True) == {}
 
 
-def test_config_rule_allows_exactly_the_test_functions():
-    from experiments.config import RULES
+def test_the_problem_allows_exactly_its_test_functions():
     from problems.gaussian_expectation import FUNCTIONS
 
-    ok, allowed = RULES["problem.f"]
-    assert all(ok(name) for name in FUNCTIONS) and not ok("sin")
-    assert allowed == "one of " + ", ".join(FUNCTIONS)
+    for name in FUNCTIONS:
+        GaussianExpectation(f=name)
+    with pytest.raises(ValueError, match=r"^invalid problem.f='sin': allowed: one of square, exp, cos$"):
+        GaussianExpectation(f="sin")
