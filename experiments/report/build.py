@@ -198,9 +198,9 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
         name = f"work_normalized_variance_vs_{_safe(short)}"
         _csv(work, out / f"{name}.csv")
         figures.save_png(figures.variance_vs_param(
-            work, colors, f"At equal cost: gradient variance × evaluations per estimate at θ₀ against {short}, "
-            f"per {fill['per']}", param, facets, samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"),
-            work=True, formulas=formulas), out / f"{name}.png", options.dpi)
+            work, colors, f"At equal cost: variance × evaluations per estimate at θ₀, against {short}", param, facets,
+            samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"), work=True, formulas=formulas),
+            out / f"{name}.png", options.dpi)
         made.append(("work_normalized_variance_vs_param", [f"{name}.png"], "",
                      f"At equal cost: variance × evaluations against {short}", fill | {"csv": f"{name}.csv"}))
     bias = tables.bias_vs_param(sweep)

@@ -194,8 +194,12 @@ def _variance_scale(ax, values) -> None:
     v = v[np.isfinite(v)]
     if _positive(v):
         _log(ax, "y")
-        # A panel often spans less than a decade: ticks at 1, 2, 5 × 10ⁿ keep it readable.
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        # A panel often spans less than a decade: ticks at 1, 2, 5 × 10ⁿ keep it readable. Over
+        # more than three decades those are too many (and LogLocator, asked to thin ticks it was
+        # given sub-decade steps for, drops every one): powers of ten only, thinned to about six.
+        span = math.log10(v.max() / v.min()) if v.size else 0.0
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if span <= 3.0
+                                   else LogLocator(base=10, numticks=7))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         return
     pos = v[v > 1e-12 * np.abs(v).max()] if v.size else v
