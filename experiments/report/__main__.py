@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments.config import ConfigError, hide_credentials, refuse  # also registers ${project_root:}
+from experiments.overrides import check_keys
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="report")
@@ -27,4 +28,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv[1:] = hide_credentials(sys.argv[1:])
+    check_keys(sys.argv[1:], config_name="report")
     main()

@@ -195,6 +195,10 @@ CLI_BAD = [
     ("-m hydra.sweeper.params=null problem=bernoulli_toy estimator=score_function,reparameterization",
      "estimator=reparameterization"),
     ("problem=bernoulli_toy problem.target=nan", "problem.target"),
+    # Keys the config does not have: one line with the nearest ones, not Hydra's traceback-like lines.
+    ("stepsize=1e-3", "stepsize"),
+    ("problem=gamma_expectation problem.mu0=2", "problem.mu0"),
+    ("-m problem=quadratic,gamma_expectation problem.rate0=2", "problem.rate0 with problem=quadratic"),
 ]
 
 
@@ -206,3 +210,13 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(store, args, key):
     assert len(lines) == 1 and lines[0].startswith(f"mcgrad-bench: error: invalid {key}"), proc.stderr
     assert "allowed:" in lines[0]
     assert not store.db.exists() and not (store.root / "mlruns").exists()
+    assert proc.returncode == 2
+
+
+def test_an_unknown_key_names_the_nearest_ones(store):
+    proc = store.run("stepsize=1e-3")
+    assert "nearest: step_size, steps" in proc.stderr and "+stepsize=… to add one" in proc.stderr
+    report = store.run("report.output_dir=/nowhere", module="experiments.report")
+    assert report.returncode == 2 and report.stderr.strip().splitlines() == [
+        "mcgrad-bench: error: invalid report.output_dir: the config has no such key; allowed: an existing key "
+        "(nearest: output_dir), or +report.output_dir=… to add one"]
