@@ -34,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_suite.py
 	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_families.py
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(UI_PORT)
