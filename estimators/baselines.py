@@ -39,10 +39,12 @@ class Baseline(NamedTuple):
     name: str = "unnamed"
     order: int = 0  # innermost: a control variate wraps the estimator with its baseline
     evaluations: int = 0  # of f per estimate beyond its N samples (a pilot's)
+    # The value comes from the integrand itself, f.optimal_baseline(family, params), not from samples.
+    exact: bool = False
 
     def wrap(self, estimator):
         """The score-function ``estimator`` with this baseline; None for no baseline (b = 0)."""
-        return None if self.value is _zero else WithBaseline(estimator, self)
+        return None if self.value is _zero and not self.exact else WithBaseline(estimator, self)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,13 @@ class WithBaseline(Wrapper):
     def evaluations(self, family, params) -> float:
         return float(self.baseline.evaluations)
 
-    def check(self, family, sampling: str) -> None:
+    def check(self, family, sampling: str, f=None) -> None:
         func = options(self.estimator)[0]
         if not hasattr(func, "terms"):
             raise Inapplicable(f"a baseline applies to the score function only, not to estimator={func.__name__}")
+        if self.baseline.exact and f is not None and not callable(getattr(f, "optimal_baseline", None)):
+            raise Inapplicable(f"baseline={self.baseline.name} needs a problem that knows the optimal baseline "
+                               "E[f s²]/E[s²] exactly; this one does not (baseline=optimal estimates it)")
         if self.baseline.uses_set and sampling != "independent":
             raise Inapplicable(f"baseline={self.baseline.name} needs sampling=independent: the other samples "
                                f"of a {sampling} set depend on this one, which would bias it")
@@ -84,7 +89,10 @@ class WithBaseline(Wrapper):
         def pilot(n: int):
             return func.terms(f, family, params, rng, (*shape[:-1], n), independent)
 
-        b = baseline.value(values, score, baseline.init if state is None else state, pilot)
+        if baseline.exact:
+            b = f.optimal_baseline(family, params)
+        else:
+            b = baseline.value(values, score, baseline.init if state is None else state, pilot)
         grads = (values[..., None] - b) * score
         if state is None:
             return grads
@@ -138,6 +146,17 @@ def optimal(pilot: int = 100) -> Baseline:
         return b[..., None, :]
 
     return Baseline(value, name="optimal", evaluations=pilot)
+
+
+def oracle() -> Baseline:
+    r"""The variance-optimal constant per coordinate, b*_j = E[f s_j²]/E[s_j²], exactly, from the
+    problem (``f.optimal_baseline(family, params)``): the reference study's "score function with
+    the optimal baseline" (Mohamed et al. 2020, section 7.4.2), of the lowest variance a
+    constant baseline reaches. An oracle, not a practical estimator: it needs expectations
+    under q that only a problem with closed forms knows; :func:`optimal` estimates them.
+    Refused on a problem without them.
+    """
+    return Baseline(_zero, name="oracle", exact=True)
 
 
 def leave_one_out() -> Baseline:

@@ -76,7 +76,7 @@ class WithControlVariate(Wrapper):
     def evaluations(self, family, params) -> float:
         return float(self.control_variate.evaluations)
 
-    def check(self, family, sampling: str) -> None:
+    def check(self, family, sampling: str, f=None) -> None:
         if family.name not in self.control_variate.families:
             raise Inapplicable(f"control_variate={self.control_variate.name} knows E_q[h] for the "
                                f"{', '.join(self.control_variate.families)} family only, not {family.name}")

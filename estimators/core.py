@@ -96,7 +96,8 @@ class Wrapper:
     """An estimator built around another (``estimator``): a baseline, a control variate.
 
     Subclasses set ``estimator`` and implement ``__call__``, ``entries`` (what it adds to
-    :func:`describe`) and ``check(family, sampling)``; and ``evaluations`` where it
+    :func:`describe`) and ``check(family, sampling, f)`` (``f`` None where the integrand is not
+    known yet); and ``evaluations`` where it
     evaluates f itself (a pilot, an expansion point).
     """
 
@@ -110,7 +111,7 @@ class Wrapper:
     def entries(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def check(self, family: Family, sampling: str) -> None:
+    def check(self, family: Family, sampling: str, f=None) -> None:
         raise NotImplementedError
 
     @property
@@ -170,7 +171,7 @@ def check(estimator, family: Family, sampling: str = "independent", f=None) -> N
                            f"(allowed: {', '.join(family.schemes)})")
     layer = estimator
     while isinstance(layer, Wrapper):
-        layer.check(family, sampling)
+        layer.check(family, sampling, f)
         layer = layer.estimator
     func = options(layer)[0]
     for capability in getattr(func, "needs", ()):

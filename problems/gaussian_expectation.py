@@ -105,18 +105,29 @@ def _rules(n: int = 1200, half_width: float = 13.0) -> dict[str, _Rule]:
     return {"normal": normal, "maxwell": maxwell, "rayleigh": rayleigh, "uniform": uniform}
 
 
-def _sf_variance(h: np.ndarray, t: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    r"""Per-coordinate Var[(Σ_i h_i(ε_i))·t(ε_j)/σ_j] for independent ε_i ~ N(0, 1).
+def _f_t2(h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per coordinate E[f t(ε_j)²] with f = Σ_i h_i(ε_i): E[h_j t²] + E[A]E[t²], A = Σ_{i≠j} h_i."""
+    w = _rules()["normal"].weights
+    eh = h @ w
+    return (h * t * t) @ w + (eh.sum() - eh) * (t * t @ w)
+
+
+def _sf_variance(h: np.ndarray, t: np.ndarray, sigma: np.ndarray, oracle: bool = False) -> np.ndarray:
+    r"""Per-coordinate Var[(Σ_i h_i(ε_i) − b_j)·t(ε_j)/σ_j] for independent ε_i ~ N(0, 1), with
+    b_j = 0, or with ``oracle`` the optimal constant b*_j = E[f t²]/E[t²].
 
     ``h`` (d, n) holds h_i at the normal rule's nodes, ``t`` (n,) the score's shape. With
     A = Σ_{i≠j} h_i, independent of ε_j, and E t = 0:
-    E[(h_j + A)² t²] = E[h_j² t²] + 2E[h_j t²]E[A] + E[A²]E[t²], E[(h_j + A) t] = E[h_j t].
+    E[(h_j + A)² t²] = E[h_j² t²] + 2E[h_j t²]E[A] + E[A²]E[t²], E[(h_j + A) t] = E[h_j t];
+    a constant b changes the second moment by −2b E[f t²] + b² E[t²], at b* by −E[f t²]²/E[t²].
     """
     w = _rules()["normal"].weights
     eh, vh = h @ w, (h * h) @ w - (h @ w) ** 2
     a1 = eh.sum() - eh
     a2 = vh.sum() - vh + a1 * a1
     second = (h * h * t * t) @ w + 2.0 * (h * t * t) @ w * a1 + a2 * (t * t @ w)
+    if oracle:
+        second = second - _f_t2(h, t) ** 2 / (t * t @ w)
     return (second - ((h * t) @ w) ** 2) / sigma**2
 
 
@@ -201,9 +212,10 @@ class GaussianExpectation:
     def exact_variance(self, config, family, params: GaussianParams, samples: int) -> dict[str, float]:
         r"""Exact trace of the covariance per block, by quadrature; {} where not derived.
 
-        Known for independent sampling without baseline: the score function (also with the
-        delta-method control variate: its residual f − h is again a sum over coordinates),
-        the pathwise estimator, and the measure-valued one with and without coupling. With
+        Known for independent sampling: the score function (also with the delta-method
+        control variate: its residual f − h is again a sum over coordinates; and with the
+        oracle baseline b*, :meth:`optimal_baseline`), the pathwise estimator, and the
+        measure-valued one with and without coupling. With
         c = 1/(σ_j√(2π)), D_W = g(μ_j + σ_jW) − g(μ_j − σ_jW), V = Σ_i Var g(z_i):
 
         * measure-valued mean, coupled: c²E[D_W²] − (∂_μ L)² (the background cancels);
@@ -216,6 +228,20 @@ class GaussianExpectation:
             return {}
         per = form(self, np.asarray(params.mean, dtype=float), self._scale(params.scale))
         return {name: float(np.sum(per[name])) / samples for name in family.learned}
+
+    def optimal_baseline(self, family, params: GaussianParams) -> np.ndarray:
+        r"""b*_j = E[f s_j²]/E[s_j²] per learned coordinate, by quadrature: the constant baseline of
+        least variance (Mohamed et al. 2020, section 7.4.2). Mean: s_j = ε_j/σ_j, so
+        b*_j = E[f ε_j²]; scale: s_j = (ε_j² − 1)/σ_j, b*_j = E[f (ε_j² − 1)²]/2."""
+        mu, sigma = np.asarray(params.mean, dtype=float), self._scale(params.scale)
+        x = _rules()["normal"].nodes
+        h = self.fn.g(mu[:, None] + sigma[:, None] * x, self.k)
+        w = _rules()["normal"].weights
+        parts = [_f_t2(h, x) / (x * x @ w)]
+        if "scale" in family.learned:
+            t = x * x - 1.0
+            parts.append(_f_t2(h, t) / (t * t @ w))
+        return np.concatenate(parts)
 
     def _blocks(self, func: str, opts: dict, mu: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
         """Per-coordinate one-sample variances of both blocks, for the estimator ``func``."""
@@ -234,8 +260,9 @@ class GaussianExpectation:
                 # The delta control variate: residual of the second-order expansion at μ.
                 ex = sigma[:, None] * x
                 h = h - (fn.g(mu, k)[:, None] + fn.dg(mu, k)[:, None] * ex + 0.5 * fn.d2g(mu, k)[:, None] * ex**2)
-            per["mean"] = _sf_variance(h, x, sigma)
-            per["scale"] = _sf_variance(h, x * x - 1.0, sigma)
+            oracle = opts.get("baseline") == "oracle"
+            per["mean"] = _sf_variance(h, x, sigma, oracle)
+            per["scale"] = _sf_variance(h, x * x - 1.0, sigma, oracle)
         elif func == "reparameterization":
             dg = fn.dg(z, k)
             per["mean"] = expect(rules["normal"], dg**2) - expect(rules["normal"], dg) ** 2
@@ -270,6 +297,7 @@ def _form(func: str, **opts):
 _DERIVED = {
     spec("score_function"): _form("score_function"),
     spec("score_function", control_variate="delta"): _form("score_function", control_variate="delta"),
+    spec("score_function", baseline="oracle"): _form("score_function", baseline="oracle"),
     spec("reparameterization"): _form("reparameterization"),
     spec("measure_valued", coupling=True): _form("measure_valued", coupling=True),
     spec("measure_valued", coupling=False): _form("measure_valued", coupling=False),

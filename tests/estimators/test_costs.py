@@ -38,6 +38,9 @@ class Counting:
         self._count(z)
         return self.f.hessian(z)
 
+    def __getattr__(self, name):  # what else the problem knows (an exact optimal baseline): not an evaluation
+        return getattr(self.f, name)
+
 
 D = 3
 SETTINGS = {

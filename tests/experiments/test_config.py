@@ -128,6 +128,7 @@ BAD_VALUES = [
     ("problem=gamma_expectation problem.k=-2", "problem.k"),  # E z^k is infinite for α₀ + k ≤ 0
     ("problem=gamma_expectation estimator=measure_valued", "estimator=measure_valued"),
     ("problem=dirichlet_expectation problem.dim=1", "problem.dim"),
+    ("problem=quadratic estimator=score_function_oracle_baseline", "estimator=score_function_oracle_baseline"),
     # Constraints between keys.
     ("estimator/baseline=leave_one_out samples=1", "estimator/baseline=leave_one_out"),
     ("estimator/baseline=leave_one_out samples=4 sampling=antithetic", "estimator/baseline=leave_one_out"),

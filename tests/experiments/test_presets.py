@@ -30,7 +30,8 @@ def test_variance_vs_k_logs_measured_and_exact_variances_per_block_at_step_zero(
     proc = store.run("-m", "experiment=variance_vs_k", "problem.k=" + ",".join(ks), "variance_samples=20000")
     assert proc.returncode == 0, proc.stderr[-3000:]
     kids = children(store.runs())
-    estimators = {"score_function", "score_function_optimal_baseline", "reparameterization", "measure_valued"}
+    estimators = {"score_function", "score_function_oracle_baseline", "score_function_optimal_baseline",
+                  "reparameterization", "measure_valued"}
     assert set(zip(kids["params.estimator.name"], kids["params.problem.f"], kids["params.problem.k"])) == {
         (e, f, k) for e in estimators for f in ("square", "exp", "cos") for k in ks}
     assert (kids["params.steps"] == "0").all() and (kids["params.learn_scale"] == "True").all()
