@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -48,3 +49,17 @@ def assert_variance(est: np.ndarray, truth: np.ndarray, exact: float) -> None:
     sq = ((est - truth) ** 2).sum(axis=1)
     se = sq.std(ddof=1) / math.sqrt(len(sq))
     assert abs(sq.mean() - exact) < Z * se + 1e-9 * (1.0 + exact), (sq.mean(), exact, se)
+
+
+def assert_no_closed_form_for_other_configurations(problem, samples: int = 2) -> None:
+    """``problem`` files no exact variance under configurations its derivations do not cover:
+    antithetic or QMC sampling, a leave-one-out baseline."""
+    for estimator in (
+        estimators.configure(estimators.score_function, sampling=estimators.sampling.antithetic),
+        estimators.configure(estimators.reparameterization, sampling=estimators.sampling.qmc),
+        estimators.configure(functools.partial(estimators.score_function,
+                                               baseline=estimators.baselines.leave_one_out())),
+    ):
+        assert problem.exact_variance(estimators.describe(estimator), problem.family, problem.params0, samples) == {}
+    assert problem.exact_variance(estimators.spec("score_function", sampling="antithetic"), problem.family,
+                                  problem.params0, samples) == {}

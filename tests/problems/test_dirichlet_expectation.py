@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -14,7 +13,12 @@ import estimators
 from estimators import DirichletParams, spec
 from problems.base import HasExactGradient, HasExactVariance, HasOptimum, Problem, optimum
 from problems.dirichlet_expectation import DirichletExpectation, pathwise_moment
-from tests.estimators.checks import assert_unbiased, assert_variance, family_estimates
+from tests.estimators.checks import (
+    assert_no_closed_form_for_other_configurations,
+    assert_unbiased,
+    assert_variance,
+    family_estimates,
+)
 
 ESTIMATORS = {"score_function": estimators.score_function, "reparameterization": estimators.reparameterization}
 
@@ -122,15 +126,7 @@ def test_estimators_are_unbiased_and_their_variance_is_the_exact_one(case, name)
 
 def test_no_closed_form_for_configurations_nobody_derived():
     problem = DirichletExpectation()
-    for estimator in (
-        estimators.configure(estimators.score_function, sampling=estimators.sampling.antithetic),
-        estimators.configure(estimators.reparameterization, sampling=estimators.sampling.qmc),
-        estimators.configure(functools.partial(estimators.score_function,
-                                               baseline=estimators.baselines.leave_one_out())),
-    ):
-        assert problem.exact_variance(estimators.describe(estimator), problem.family, problem.params0, 2) == {}
-    assert problem.exact_variance(spec("score_function", sampling="antithetic"), problem.family,
-                                  problem.params0, 2) == {}
+    assert_no_closed_form_for_other_configurations(problem)
     bad = DirichletParams(np.array([1.0, -0.5, 1.0]))  # no distribution: unknown, no error
     assert problem.exact_variance(spec("score_function"), problem.family, bad, 1) == {}
     assert math.isnan(problem.loss(bad))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -15,7 +14,12 @@ from estimators import GammaParams, spec
 from estimators.special import gamma_sample_grad
 from problems.base import HasExactGradient, HasExactVariance, HasOptimum, Problem, optimum
 from problems.gamma_expectation import GammaExpectation, log_gamma_rule, pathwise_concentration_moment
-from tests.estimators.checks import assert_unbiased, assert_variance, family_estimates
+from tests.estimators.checks import (
+    assert_no_closed_form_for_other_configurations,
+    assert_unbiased,
+    assert_variance,
+    family_estimates,
+)
 
 ESTIMATORS = {"score_function": estimators.score_function, "reparameterization": estimators.reparameterization}
 FUNCTIONS = [("power", 2.0), ("power", -0.3), ("log", 1.0), ("exp", 1.0), ("exp", -0.3)]
@@ -161,15 +165,7 @@ def test_infinite_and_unknown_variances():
 
 def test_no_closed_form_for_configurations_nobody_derived():
     problem = GammaExpectation(f="exp", k=1.0, dim=2)
-    for estimator in (
-        estimators.configure(estimators.score_function, sampling=estimators.sampling.antithetic),
-        estimators.configure(estimators.reparameterization, sampling=estimators.sampling.qmc),
-        estimators.configure(functools.partial(estimators.score_function,
-                                               baseline=estimators.baselines.leave_one_out())),
-    ):
-        assert problem.exact_variance(estimators.describe(estimator), problem.family, problem.params0, 2) == {}
-    assert problem.exact_variance(spec("score_function", sampling="antithetic"), problem.family,
-                                  problem.params0, 2) == {}
+    assert_no_closed_form_for_other_configurations(problem)
 
 
 def test_a_problem_without_optimum():
