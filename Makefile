@@ -27,11 +27,7 @@ run: $(STAMP)
 	@echo "Runs are in $(STORE) (experiment mcgrad-bench), or in MLFLOW_TRACKING_URI's store if it is set."
 	@echo "Review them with: make ui   (then open http://127.0.0.1:$(UI_PORT))"
 
-# The service tests (tests/services) bring up PostgreSQL, an MLflow server on it and a
-# single-node SLURM cluster on 127.0.0.1; scripts/install-test-services installs their
-# Debian packages when run as root, and they skip, saying why, where it cannot.
 test: $(STAMP)
-	@scripts/install-test-services
 	$(PY) -m pytest
 
 # Ratios of where a sweep's time goes; not part of `make test` (timings depend on the machine).
