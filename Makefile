@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --constraint constraints.txt --config-settings editable_mode=compat --editable '.[test]'
+	$(PY) -m pip install --quiet --constraint constraints.txt --config-settings editable_mode=compat --editable '.[test,postgres]'
 	@touch $@
 
 run: $(STAMP)
