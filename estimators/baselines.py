@@ -84,16 +84,24 @@ class WithBaseline(Wrapper):
             raise ValueError("a baseline built from the other samples of a set needs independent sampling")
         shape = sample_shape(num_samples)
         values, score = func.terms(f, family, params, rng, shape, sampling)
+        # A batch of distributions (values (..., N, *batch)): each datum is its own set, its
+        # sample axis moved last, so that the baseline pools over a datum's own samples only.
+        batch = len(getattr(family, "batch_shape", ()))
+        if batch:
+            values, score = np.moveaxis(values, -1 - batch, -1), np.moveaxis(score, -2 - batch, -2)
 
         # A pilot for the baseline: fresh independent samples, drawn after the base noise.
         def pilot(n: int):
-            return func.terms(f, family, params, rng, (*shape[:-1], n), independent)
+            w, s = func.terms(f, family, params, rng, (*shape[:-1], n), independent)
+            return (np.moveaxis(w, -1 - batch, -1), np.moveaxis(s, -2 - batch, -2)) if batch else (w, s)
 
         if baseline.exact:
             b = f.optimal_baseline(family, params)
         else:
             b = baseline.value(values, score, baseline.init if state is None else state, pilot)
         grads = (values[..., None] - b) * score
+        if batch:
+            grads = np.moveaxis(grads, -2, -2 - batch)
         if state is None:
             return grads
         return grads, (state if baseline.update is None else baseline.update(state, values))

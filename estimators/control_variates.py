@@ -80,6 +80,9 @@ class WithControlVariate(Wrapper):
         if family.name not in self.control_variate.families:
             raise Inapplicable(f"control_variate={self.control_variate.name} knows E_q[h] for the "
                                f"{', '.join(self.control_variate.families)} family only, not {family.name}")
+        if getattr(family, "batch_shape", ()):
+            raise Inapplicable(f"control_variate={self.control_variate.name} expands f around one mean; "
+                               "it does not apply to a batch of distributions")
 
     def __call__(self, f, family, params, rng, num_samples, *, state: Any = None):
         cv = self.control_variate

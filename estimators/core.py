@@ -10,7 +10,8 @@ An estimator approximates ∇_θ L, L(θ) = E_{z ~ q_θ}[f(z)], for a distributi
 V independent sets of N samples in one vectorised call. Row i of a set is the gradient
 estimate from the i-th sample alone, so the mean over the set's axis is the N-sample
 estimate an optimizer uses, and the spread across sets is its variance. k is the size of
-the family's learned blocks, concatenated in order.
+the family's learned blocks, concatenated in order. A family with a ``batch_shape`` (one
+distribution per datum, :mod:`estimators.families`) gives (*shape, *batch_shape, k): per datum.
 
 Base noise comes first, from ``family.noise(sampling, …)``, before any other draw: two
 estimators given generators in the same state see the same ε. An estimator that carries

@@ -13,6 +13,12 @@ is the concatenation of its learned blocks, in ``blocks`` order. Every family pr
 * ``sample(params, eps)``: z, a deterministic function of ε;
 * ``score(params, z, eps)``: ∇_θ log q(z) for the learned blocks.
 
+Batches (the Bernoulli and Gaussian families): with ``batch_shape`` (B,), the parameters
+carry a leading batch axis (logits (B, d)), one distribution per datum, and the base noise,
+samples and scores are (*shape, B, d): an estimator then returns (*shape, B, k), each datum's
+gradient from its own samples (f evaluated on (..., B, d) returns one value per datum,
+(..., B)). Without a batch, draws are those of the plain family, bit for bit.
+
 And, where the maths exists (the optional protocols, checked by the estimators that need them):
 
 * :class:`Reparameterizable`, ``pathwise(params, z, eps, grad)``: ∇f(z)ᵀ ∂z/∂θ, the vector–
@@ -141,6 +147,19 @@ def dim(params) -> int:
     return int(np.shape(params[0])[-1])
 
 
+def batched_noise(batch_shape: tuple[int, ...], sampling, rng, shape, width: int, **base) -> np.ndarray:
+    """Base noise ``(*shape, *batch_shape, width)``: one distribution per datum of a batch.
+
+    Drawn as one row of ``prod(batch_shape)·width`` variates per sample, so that a scheme
+    arranges the rows of a set (antithetic pairs, Sobol points) for every datum at once;
+    without a batch it is the family's plain draw, ``sampling(rng, shape, width)``.
+    """
+    if not batch_shape:
+        return sampling(rng, shape, width, **base)
+    shape = tuple(shape)
+    return sampling(rng, shape, math.prod(batch_shape) * width, **base).reshape(*shape, *batch_shape, width)
+
+
 # --- Gaussian.
 
 
@@ -195,6 +214,7 @@ class Gaussian:
     """
 
     learn_scale: bool = False
+    batch_shape: tuple[int, ...] = ()
     name: ClassVar[str] = "gaussian"
     blocks: ClassVar[tuple[str, ...]] = ("mean", "scale")
     base: ClassVar[str] = "normal"
@@ -206,7 +226,7 @@ class Gaussian:
         return self.blocks if self.learn_scale else ("mean",)
 
     def noise(self, sampling, rng, shape, params) -> np.ndarray:
-        return sampling(rng, shape, dim(params))
+        return batched_noise(self.batch_shape, sampling, rng, shape, dim(params))
 
     def sample(self, params: GaussianParams, eps: np.ndarray) -> np.ndarray:
         return _location_scale(params.mean, params.scale, eps)
@@ -224,12 +244,13 @@ class Gaussian:
 
     def weak_derivative(self, params: GaussianParams, rng, shape, sampling, coupling: bool) -> list[WeakTerm]:
         mean, d = params.mean, dim(params)
-        sigma = np.broadcast_to(np.asarray(params.scale, dtype=float), (d,))
+        sigma = np.broadcast_to(np.asarray(params.scale, dtype=float), np.shape(mean))
         widths = (2 if coupling else 4) + ((2 if coupling else 1) if self.learn_scale else 0)
         # The background ε is drawn first and alone, as every estimator draws its base noise, so
         # runs that differ only in the estimator share it; then the other variates in one block.
-        eps = sampling(rng, shape, d)
-        n = [eps, *np.split(sampling(rng, shape, (widths - 1) * d), widths - 1, axis=-1)]
+        eps = self.noise(sampling, rng, shape, params)
+        rest = batched_noise(self.batch_shape, sampling, rng, shape, (widths - 1) * d)
+        n = [eps, *np.split(rest, widths - 1, axis=-1)]
         if coupling:
             eps_plus = eps_minus = n[0]
             w_plus = w_minus = rayleigh(n[1])
@@ -284,6 +305,7 @@ class Bernoulli:
     binary Concrete.
     """
 
+    batch_shape: tuple[int, ...] = ()
     name: ClassVar[str] = "bernoulli"
     blocks: ClassVar[tuple[str, ...]] = ("logits",)
     learned: ClassVar[tuple[str, ...]] = ("logits",)
@@ -292,7 +314,7 @@ class Bernoulli:
     Params: ClassVar[type] = BernoulliParams
 
     def noise(self, sampling, rng, shape, params) -> np.ndarray:
-        return sampling(rng, shape, dim(params), base="uniform")
+        return batched_noise(self.batch_shape, sampling, rng, shape, dim(params), base="uniform")
 
     def sample(self, params: BernoulliParams, eps: np.ndarray) -> np.ndarray:
         return (eps < sigmoid(params.logits)).astype(float)

@@ -30,7 +30,15 @@ def _cost(family, params, coupling: bool = True) -> int:
     """Points of f per sample: each term's q⁺ and q⁻ points (one q⁻ where it is shared), read
     off the decomposition's shapes (..., k, *event) at one sample."""
     terms = family.weak_derivative(params, np.random.default_rng(0), (1,), independent, coupling)
-    return sum(t.plus.shape[1] + t.minus.shape[1] for t in terms)
+    return sum(t.plus.shape[-2] + t.minus.shape[-2] for t in terms)
+
+
+def _per_datum(f, points: np.ndarray, batch: int) -> np.ndarray:
+    """f at ``points`` (..., *batch, k, d) as (..., *batch, k): with a batch, the coordinate axis k
+    goes before the batch axes while f runs, since f reads the axes before d as (..., *batch)."""
+    if not batch:
+        return f(points)
+    return np.moveaxis(f(np.moveaxis(points, -2, -2 - batch)), -1 - batch, -1)
 
 
 @needs(WeakDifferentiable, cost=_cost)
@@ -44,5 +52,6 @@ def measure_valued(f, family, params, rng: np.random.Generator, num_samples, *, 
     z^M against z^N. Unbiased for any integrable f. Reference: Mohamed et al. (2020), section 6.
     """
     terms = family.weak_derivative(params, rng, sample_shape(num_samples), sampling, coupling)
-    grads = [(f(t.plus) - f(t.minus)) / t.divisor for t in terms]
+    batch = len(getattr(family, "batch_shape", ()))
+    grads = [(_per_datum(f, t.plus, batch) - _per_datum(f, t.minus, batch)) / t.divisor for t in terms]
     return grads[0] if len(grads) == 1 else np.concatenate(grads, axis=-1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
+import inspect
 import json
 import math
 import os
@@ -93,7 +95,135 @@ def validate(cfg: DictConfig) -> None:
             continue
         if not ok(value):
             raise ConfigError(f"invalid {key}={value!r}: allowed: {allowed}")
+    check_options(cfg)
+    check_memory(cfg)
     _check_combinations(cfg)
+
+
+def memory_needed(cfg: DictConfig) -> tuple[int, list[str]]:
+    """A lower bound, in bytes, on the memory a run's arrays take, and the keys that drive it.
+
+    With T = ``steps``, V = ``variance_samples``, N = ``samples`` and d = ``problem.dim`` (1
+    where the problem has no such key: every problem learns one number at least), float64:
+    the trajectory θ_0 … θ_T, (T + 1)·d values, its distances and the estimator's state per
+    step, 2·(T + 1) more (problems with a ``dim`` key: the others keep logged steps only);
+    and a variance probe, V·N estimates of d numbers and as many base-noise draws, 2·V·N·d.
+    Everything else (the estimator's own temporaries, Python, numpy, MLflow) comes on top.
+    """
+    steps, probes, samples = (OmegaConf.select(cfg, k, default=None) for k in ("steps", "variance_samples", "samples"))
+    if not all(_int(v) for v in (steps, probes, samples)):
+        return 0, []
+    dim = OmegaConf.select(cfg, "problem.dim", default=None)
+    has_dim = _int(dim)
+    d = dim if has_dim else 1
+    trajectory = (steps + 1) * (d + 2) if has_dim else 0
+    probe = 2 * probes * samples * d
+    dims = ["problem.dim"] if has_dim else []
+    keys = (["steps", *dims] if trajectory >= probe else ["variance_samples", "samples", *dims])
+    return 8 * (trajectory + probe), keys
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel reports as available to new processes (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse a run whose arrays cannot fit in the memory available now (:func:`memory_needed`)."""
+    needed, keys = memory_needed(cfg)
+    free = available_memory()
+    if free is None or needed <= free:
+        return
+    values = ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in keys)
+    raise ConfigError(f"invalid {values}: the run's arrays need at least {_size(needed)} of memory, "
+                      f"{_size(free)} available (MemAvailable); allowed: values whose arrays fit "
+                      "(fewer steps, samples, variance_samples or dimensions)")
+
+
+# Keys of a ``_target_`` node that are not arguments of the target.
+_NOT_ARGUMENTS = ("name",)
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Refuse an option that the ``_target_`` of its node does not accept, in one line naming
+    the options it does: built-in or one's own (``hydra.searchpath``), an estimator's or a
+    problem's YAML is checked against its function's or class's signature before it is built."""
+    for top in cfg:
+        if top in ("hydra", "tracking") or not isinstance(cfg[top], DictConfig):
+            continue
+        _check_node(OmegaConf.to_container(cfg[top], resolve=False), str(top))
+
+
+def _check_node(node: dict, where: str) -> None:
+    target = node.get("_target_")
+    if isinstance(target, str):
+        try:
+            accepted = _arguments(target)
+        except (ImportError, AttributeError) as err:
+            reason = " ".join(str(err).split())[:200]
+            raise ConfigError(f"invalid {where}._target_={target}: cannot import it ({reason}); "
+                              "allowed: an importable function or class (module.name)") from None
+        if accepted is not None:
+            for key, value in node.items():
+                # A configured function's option that is itself built (a baseline, a control
+                # variate) wraps the function (estimators.configure): not an argument.
+                wrapper = node.get("_partial_") and isinstance(value, dict) and "_target_" in value
+                special = key.startswith("_") and key.endswith("_")  # _target_, _partial_, …
+                if not (key in accepted or key in _NOT_ARGUMENTS or wrapper or special):
+                    names = ", ".join(sorted(a for a in accepted if a not in _CALL_TIME)) or "none"
+                    raise ConfigError(f"invalid {where}.{key}: {target} takes no option {key}; allowed: {names}")
+    for key, value in node.items():
+        if isinstance(value, dict):
+            _check_node(value, f"{where}.{key}")
+
+
+# The arguments an estimator receives at each call, not from its config.
+_CALL_TIME = ("f", "family", "params", "rng", "num_samples", "state")
+
+
+@functools.lru_cache(maxsize=256)
+def _arguments(target: str) -> frozenset[str] | None:
+    """The argument names ``target`` accepts by keyword; None if it takes ``**kwargs`` (or
+    has no signature to read). Raises ImportError or AttributeError if it cannot be found."""
+    try:
+        parameters = inspect.signature(_locate(target)).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _locate(path: str) -> Any:
+    """The object at dotted ``path``: the longest importable module prefix, then attributes."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name and module.startswith(err.name):  # this prefix is no module: a shorter one may be
+                continue
+            raise  # the module exists but imports one that does not: say which
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(f"No module named {parts[0]!r}")
 
 
 def _check_combinations(cfg: DictConfig) -> None:
@@ -288,7 +418,7 @@ def hide_credentials(argv: list[str]) -> list[str]:
 
 
 # Keys that say where a run is logged, not what it computes.
-_TRACKING_ONLY = ("tracking.uri", "tracking.parent_run_id", "tracking.sweep_id")
+_TRACKING_ONLY = ("tracking.uri", "tracking.parent_run_id", "tracking.sweep_id", "tracking.progress")
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -16,6 +16,7 @@ from experiments import tracking
 from experiments.config import ConfigError, hide_credentials, refuse, validate
 from experiments.overrides import check_group_choices, check_keys
 from experiments.sweep.interrupts import Interrupted, sigterm_raises
+from experiments.sweep.progress import reporting
 from experiments.runner import execute
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -23,8 +24,9 @@ def main(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         # The sweeper validated every job and checked the store up front; a ConfigError
-        # here fails this job alone.
-        return execute(cfg, overrides=hc.overrides.task)
+        # here fails this job alone. Its end is recorded for the sweep's progress lines.
+        with reporting(cfg.tracking.get("progress")):
+            return execute(cfg, overrides=hc.overrides.task)
     with sigterm_raises():
         try:
             validate(cfg)
@@ -37,8 +39,11 @@ def main(cfg: DictConfig) -> dict:
 
 def cli() -> None:
     sys.argv[1:] = hide_credentials(sys.argv[1:])
-    check_group_choices(sys.argv[1:])
-    check_keys(sys.argv[1:])
+    try:
+        check_group_choices(sys.argv[1:])
+        check_keys(sys.argv[1:])
+    except ConfigError as err:
+        refuse(str(err))
     try:
         main()
     except KeyboardInterrupt as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -54,8 +54,11 @@ def compute(cfg: DictConfig, problem=None):
     )
 
 
-def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
+def execute(cfg: DictConfig, overrides: Sequence[str] = (), on_result: Callable | None = None) -> dict[str, float]:
     """Run the job that ``cfg`` describes and log it; returns its summary metrics.
+
+    ``on_result``, if given, receives the computed :class:`~experiments.sgd.RunResult` before
+    it is logged (:func:`experiments.run_config` returns it whole).
 
     Raises :class:`experiments.config.ConfigError` before touching the store if a value is
     invalid. A diverging trajectory is a result (``diverged`` = 1, run FINISHED); an
@@ -89,6 +92,8 @@ def execute(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     error: BaseException | None = None
     try:
         result = compute(cfg, problem)
+        if on_result is not None:
+            on_result(result)
         tracking.log_curves(uri, run_id, result.steps, result.curves, result.summary)
         tracking.log_files(
             uri,

@@ -25,7 +25,8 @@ import estimators
 from estimators import families
 from experiments import optimizers
 from experiments.optimizers import Optimizer
-from problems.base import HasAnalyticGrad, HasCurves, HasExactBias, HasExactGradient, HasExactVariance, optimum
+from problems.base import (HasAnalyticGrad, HasCurves, HasExactBias, HasExactGradient, HasExactVariance, Trainable,
+                           optimum)
 
 CURVES = ("loss", "dist_to_opt", "grad_variance", "grad_variance_se", "grad_variance_exact", "grad_snr",
           "work_normalized_variance")
@@ -104,15 +105,20 @@ def probe_variance(est: np.ndarray, family, params) -> dict[str, VarianceProbe]:
     std(r)/√V. Returns the total (key "") and, when the family learns more than one block,
     each block by name.
     """
-    replicates = est.shape[0]
     dev = est - est.mean(axis=0)
     blocks = families.block_slices(family, params)
     parts = {"": slice(None)} | (blocks if len(blocks) > 1 else {})
     out = {}
     for name, block in parts.items():
-        r = np.einsum("ij,ij->i", dev[:, block], dev[:, block]) * (replicates / (replicates - 1))
-        out[name] = VarianceProbe(float(r.mean()), float(r.std(ddof=1) / math.sqrt(replicates)))
+        out[name] = trace_variance(dev[:, block])
     return out
+
+
+def trace_variance(dev: np.ndarray) -> VarianceProbe:
+    """tr Cov from V estimates' deviations from their mean ``dev`` (V, k): see :func:`probe_variance`."""
+    replicates = dev.shape[0]
+    r = np.einsum("ij,ij->i", dev, dev) * (replicates / (replicates - 1))
+    return VarianceProbe(float(r.mean()), float(r.std(ddof=1) / math.sqrt(replicates)))
 
 
 class BiasProbe(NamedTuple):
@@ -198,6 +204,11 @@ def run_sgd(
     calls, or with ``steps`` = 0 the probe at θ₀'s time over its V estimates (one vectorised
     call, so cheaper per estimate than a call of its own).
     """
+    if isinstance(problem, Trainable):  # a model trained on minibatches: its own loop
+        from experiments.training import run_training
+
+        return run_training(problem, estimator, step_size=step_size, steps=steps, samples=samples, seed=seed,
+                            variance_samples=variance_samples, log_points=log_points, optimizer=optimizer)
     tic = time.perf_counter()
     optimizer = optimizer or optimizers.sgd()
     family = families.with_learned(problem.family, ("scale",)) if learn_scale else problem.family
@@ -293,10 +304,6 @@ def run_sgd(
                 curves["grad_bias_sq_exact"][k] = (math.nan if known is None else known) if biased else 0.0
             for name, value in (extra(params) if extra is not None else {}).items():
                 curves.setdefault(name, np.full(logged.size, math.nan))[k] = value
-        for values in curves.values():
-            values[~np.isfinite(values)] = np.nan
-
-        variances = curves["grad_variance"][np.isfinite(curves["grad_variance"])]
         final = families.unflatten(family, trajectory[-1], params0)
         summary = {"final_loss": _finite(problem.loss(final))}
         if x is not None:
@@ -308,12 +315,25 @@ def run_sgd(
                 "steps_to_tol": float(hits[0]) if hits.size else float(steps + 1),
                 "converged": float(not diverged and dist[-1] <= tol),
             }
-        summary |= {
-            "diverged": float(diverged),
-            "mean_grad_variance": float(variances.mean()) if variances.size else math.nan,
-            "wall_time_s": time.perf_counter() - tic,
-            "wall_time_per_estimate_s": estimating / stop if stop else estimating,
-        }
-        if cost is not None:
-            summary["evals_per_estimate"] = cost
+        summary |= summarize(curves, diverged=diverged, started=tic, estimating=estimating, stop=stop, cost=cost)
     return RunResult(trajectory, logged, curves, summary)
+
+
+def summarize(curves: dict[str, np.ndarray], *, diverged: bool, started: float, estimating: float, stop: int,
+              cost: float | None) -> dict[str, float]:
+    """The summaries every run logs after its own: ``diverged``, ``mean_grad_variance``, the timings
+    (``started`` the run's ``perf_counter`` at its start, ``estimating`` the seconds spent in the
+    estimator over ``stop`` steps, or in the probe at θ₀ per estimate when no step was taken) and
+    ``evals_per_estimate`` where the cost is known. Non-finite curve values become NaN, in place."""
+    for values in curves.values():
+        values[~np.isfinite(values)] = np.nan
+    variances = curves["grad_variance"][np.isfinite(curves["grad_variance"])]
+    summary = {
+        "diverged": float(diverged),
+        "mean_grad_variance": float(variances.mean()) if variances.size else math.nan,
+        "wall_time_s": time.perf_counter() - started,
+        "wall_time_per_estimate_s": estimating / stop if stop else estimating,
+    }
+    if cost is not None:
+        summary["evals_per_estimate"] = cost
+    return summary

@@ -64,16 +64,55 @@ def artifact_location(uri: str) -> str | None:
     return None if path is None else (path.resolve().parent / "mlruns").as_uri()
 
 
+# Database URI schemes (before any "+driver") that MLflow's SQL store serves.
+_DATABASES = ("postgresql", "mysql", "mssql", "sqlite")
+_EXTRAS = {"postgresql": "pip install 'mcgrad-bench[postgres]' (psycopg, for postgresql:// and postgresql+psycopg://)"}
+
+
+def refused_by_design(uri: str) -> str | None:
+    """Why MLflow refuses ``uri`` whatever the machine, or None.
+
+    A path or ``file:`` URI names the file store, which MLflow refuses since 3.13 unless
+    ``MLFLOW_ALLOW_FILE_STORE=true``; a database URI needs its driver (the DB-API module
+    SQLAlchemy's dialect imports) installed.
+    """
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (a drive letter on Windows)
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1"):
+            return None
+        return ("MLflow refuses the file store by design (maintenance mode since 3.13; "
+                "MLFLOW_ALLOW_FILE_STORE=true opts out); allowed: sqlite:///<path>/mlflow.db, "
+                "a database URI, or a tracking server")
+    database = scheme.split("+", 1)[0]
+    if database not in _DATABASES:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError) as err:
+        return f"SQLAlchemy cannot use it ({' '.join(str(err).split())[:200]}); allowed: a SQLAlchemy database URL"
+    except ImportError as err:
+        install = _EXTRAS.get(database, f"install the driver for {scheme}://")
+        return f"its database driver is not installed ({err}); allowed: {install}"
+    return None
+
+
 @deferring
 def preflight(uri: str, timeout: float = 10.0) -> None:
     """Make sure the store answers (creating a new SQLite store) before any job runs.
 
-    Raises :class:`ConfigError` in one line, within about ``timeout`` seconds, if a SQLite
-    path cannot be written or a remote store does not answer: MLflow itself would retry an
-    unreachable server for minutes. Creating a new SQLite store here, in one process, also
-    keeps parallel jobs from racing on its schema.
+    Raises :class:`ConfigError` in one line, within about ``timeout`` seconds, if MLflow
+    refuses the URI by design (:func:`refused_by_design`), a SQLite path cannot be written
+    or a remote store does not answer: MLflow itself would retry an unreachable server for
+    minutes. Creating a new SQLite store here, in one process, also keeps parallel jobs from
+    racing on its schema.
     """
     shown = redact_uri(uri)
+    reason = refused_by_design(uri)
+    if reason is not None:
+        raise ConfigError(f"invalid tracking.uri={shown}: {reason}")
     path = sqlite_path(uri)
     if path is not None:
         try:
@@ -100,6 +139,11 @@ def preflight(uri: str, timeout: float = 10.0) -> None:
 
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout)))
+    # MLflow retries a database that does not answer with a multi-line warning per attempt;
+    # the refusal below says it in one line.
+    retries = logging.getLogger("mlflow.store.db.utils")
+    level = retries.level
+    retries.setLevel(logging.ERROR)
     try:
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
@@ -110,6 +154,8 @@ def preflight(uri: str, timeout: float = 10.0) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    if outcome and outcome[0] is None:
+        retries.setLevel(level)  # else the probe may still be retrying: keep it quiet
     if not outcome or outcome[0] is not None:
         reason = f"no answer within {timeout:g} s" if not outcome else type(outcome[0]).__name__
         raise ConfigError(
@@ -297,3 +343,25 @@ def job_status(error: BaseException | None) -> str:
         return FINISHED
     return KILLED if isinstance(error, (KeyboardInterrupt, SystemExit)) else FAILED
 
+
+
+@deferring
+def log_table(uri: str, run_id: str, table: Mapping[str, list], artifact_file: str) -> None:
+    """Log ``table`` (column -> values) as an MLflow table artifact, which the UI renders
+    (Artifacts tab, and the Evaluation view), replacing an earlier one of the same name.
+
+    ``MlflowClient.log_table`` appends to a file that exists (a resumed sweep would repeat
+    its rows); such a file is rewritten whole, in the same format (pandas ``orient="split"``).
+    """
+    import pandas as pd
+
+    c = client(uri)
+    frame = pd.DataFrame(dict(table))
+    folder = os.path.dirname(artifact_file)
+    if artifact_file not in [f.path for f in c.list_artifacts(run_id, folder or None)]:
+        c.log_table(run_id, data=frame, artifact_file=artifact_file)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / os.path.basename(artifact_file)
+        frame.to_json(path, orient="split", index=False, date_format="iso")
+        c.log_artifact(run_id, str(path), folder or None)

@@ -102,3 +102,45 @@ def require_finite(problem, *keys: str) -> None:
 def optimum(problem) -> np.ndarray | None:
     """The problem's optimum x, or None where it has none."""
     return getattr(problem, "optimum", None) if isinstance(problem, HasOptimum) else None
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    r"""A problem that trains a model (:func:`experiments.training.run_training`): parameters θ beyond
+    the family's, data in minibatches, and one distribution per datum.
+
+    At θ and a minibatch x, ``integrand(θ, x)`` gives the integrand f and the family's parameters
+    per datum (the family has ``batch_shape`` (B,)); the estimator estimates ∇ E_q[f] in those
+    parameters per datum, and ``backward(θ, x, g, params, z)`` turns that estimate ``g`` (B, k)
+    into ∇θ: the chain rule for the part of θ that makes the distribution, and the exact
+    gradient of the rest given the samples z (N, B, d) the estimate drew.
+    """
+
+    family: Family  # one distribution per datum of a minibatch
+    curves: tuple[str, ...]
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        """θ₀, flat, from ``rng``."""
+
+    def minibatches(self, rng: np.random.Generator):
+        """An endless iterator of minibatches, drawn from ``rng``."""
+
+    @property
+    def probe_batch(self) -> np.ndarray:
+        """The fixed minibatch on which the variance probe measures the estimate."""
+
+    def integrand(self, theta: np.ndarray, x: np.ndarray) -> tuple[Any, Any]:
+        """(f, the family's parameters per datum) at θ for the minibatch ``x``."""
+
+    def encoder_grad(self, x: np.ndarray, g: np.ndarray, params) -> np.ndarray:
+        """The chain rule alone: ∇ of the part of θ that makes the distribution, (..., m), from
+        per-datum gradients ``g`` (..., B, k) in the family's parameters ``params``."""
+
+    def backward(self, theta: np.ndarray, x: np.ndarray, g: np.ndarray, params, z: np.ndarray) -> np.ndarray:
+        """∇θ of the minibatch's mean objective, flat."""
+
+    def loss(self, theta: np.ndarray, rng: np.random.Generator) -> float:
+        """The objective at θ (an estimate from ``rng`` where it is not known exactly)."""
+
+    def curve_values(self, theta: np.ndarray, rng: np.random.Generator) -> Mapping[str, float]:
+        """Each of ``curves`` at θ, from ``rng``."""

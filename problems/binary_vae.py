@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -405,3 +406,196 @@ def gaussian_elbo(params: GaussianVAEParams, x: np.ndarray, samples: int, rng: n
     mean, log_scale = gaussian_encoder(params, x)
     z, _ = gaussian_sample(mean, log_scale, rng, samples)
     return _log_lik(x, _decoder_logits(params, z)).mean(axis=0) - gaussian_kl(mean, log_scale)
+
+
+def gaussian_iwae_bound(params: GaussianVAEParams, x: np.ndarray, samples: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """log (1/K) Σ_k p(x, z_k)/q(z_k | x), z_k ~ q, K = ``samples``, per datum (B,) (Burda et al. 2016)."""
+    mean, log_scale = gaussian_encoder(params, x)
+    z, _ = gaussian_sample(mean, log_scale, rng, samples)
+    log_w = gaussian_log_joint(params, x, z) - gaussian_log_q(mean, log_scale, z)
+    return logsumexp(log_w, axis=0) - math.log(samples)
+
+
+# --- The problem the suite trains (problems.base.Trainable).
+
+EVALUATION_SIZE = 500  # training images on which the `elbo` curve is measured
+ELBO_SAMPLES = 10  # draws of b per datum for E_q log p(x | b) in that curve (the KL is exact)
+_TEST_CHUNK = 64  # test images per step of the importance-weighted bound: bounds its memory
+
+
+@dataclass(frozen=True)
+class BinaryVAE:
+    r"""``problem=binary_vae``: train the VAE above on the digits, the encoder's gradient estimated.
+
+    θ = (W_e, c_e, W_d, c_d, a), flat in :func:`flatten`'s order (for ``latent="gaussian"``,
+    (W_μ, c_μ, W_σ, c_σ, W_d, c_d)); θ₀ by :func:`init` (:func:`gaussian_init`) from the run's
+    own generator. Each step takes a minibatch of ``batch`` training images (reshuffled every
+    epoch, binarised afresh under ``binarize="dynamic"``); the family is one distribution per
+    datum (``Bernoulli(batch_shape=(batch,))`` over logits φ = W_e x + c_e, or a Gaussian learning
+    mean and scale, σ = exp(W_σ x + c_σ)), and the integrand the negative ELBO's f with the
+    encoder's output held fixed (:class:`Integrand`, :class:`GaussianIntegrand`).
+
+    The estimator gives ∇_φ E_q[f] per datum; :meth:`backward` carries it to (W_e, c_e) by the
+    chain rule (through σ = e^{log σ} too: ∂/∂log σ = σ·∂/∂σ) and adds the model's gradient,
+    exact given the samples (:func:`model_grads`). Curves (:meth:`curve_values`): ``elbo``, per
+    datum on the first :data:`EVALUATION_SIZE` training images (E_q log p(x | b) from
+    :data:`ELBO_SAMPLES` draws, the KL in closed form), ``test_elbo``, the importance-weighted
+    bound with ``test_samples`` draws on the test split; ``loss`` is −``elbo``. Under dynamic
+    binarisation the evaluation and test images are binarised once, by ``split_seed``.
+    """
+
+    latents: int = 20
+    binarize: str = "static"
+    batch: int = 50
+    test_samples: int = 100
+    latent: str = "bernoulli"
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    curves = ("elbo", "test_elbo")
+    length_scale = 1.0
+
+    def __post_init__(self) -> None:
+        from problems.base import require, require_int
+
+        require_int(self, "latents", 1)
+        require(self.binarize in ("static", "dynamic"), "binarize", self.binarize, "static, dynamic")
+        require_int(self, "batch", 1)
+        require_int(self, "test_samples", 1)
+        require(self.latent in ("bernoulli", "gaussian"), "latent", self.latent, "bernoulli, gaussian")
+        fraction = self.test_fraction
+        require(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction < 1,
+                "test_fraction", fraction, "a number in (0, 1)")
+        require_int(self, "split_seed", 0)
+        n_train = len(self.data[0])
+        require(self.batch <= n_train, "batch", self.batch, f"an integer in [1, {n_train}] (the training images)")
+
+    @property
+    def gaussian(self) -> bool:
+        return self.latent == "gaussian"
+
+    @functools.cached_property
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) as :func:`digits` gives them."""
+        return digits(self.binarize, self.test_fraction, self.split_seed)
+
+    @functools.cached_property
+    def fixed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(evaluation subset, test set), binary: binarised once, by ``split_seed``, when dynamic."""
+        train, test = self.data
+        subset = train[:EVALUATION_SIZE]
+        if self.binarize == "static":
+            return subset, test
+        rng = np.random.default_rng(np.random.SeedSequence(self.split_seed, spawn_key=(1,)))
+        return binarize_batch(subset, rng), binarize_batch(test, rng)
+
+    @property
+    def probe_batch(self) -> np.ndarray:
+        """The fixed batch the variance probe measures the encoder's gradient on: the first ``batch``
+        images of the evaluation subset (of the training set when that is smaller)."""
+        subset = self.fixed[0]
+        return subset[: self.batch] if self.batch <= len(subset) else self.data[0][: self.batch]
+
+    @functools.cached_property
+    def family(self):
+        from estimators import Bernoulli, Gaussian
+
+        batch = (self.batch,)
+        return Gaussian(learn_scale=True, batch_shape=batch) if self.gaussian else Bernoulli(batch_shape=batch)
+
+    def _params(self, theta: np.ndarray):
+        return unflatten(theta, self._like)
+
+    @functools.cached_property
+    def _like(self):
+        rng = np.random.default_rng(0)
+        train = self.data[0]
+        return gaussian_init(self.latents, train, rng) if self.gaussian else init(self.latents, train, rng)
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        """θ₀, flat: small random weights, the decoder's bias at the training pixels' logits."""
+        train = self.data[0]
+        params = gaussian_init(self.latents, train, rng) if self.gaussian else init(self.latents, train, rng)
+        return flatten(params)
+
+    def minibatches(self, rng: np.random.Generator):
+        """Minibatches of ``batch`` training images, forever: a fresh permutation every epoch (its
+        remainder dropped), each batch binarised afresh from ``rng`` under dynamic binarisation."""
+        train = self.data[0]
+        per_epoch = len(train) // self.batch
+        while True:
+            order = rng.permutation(len(train))
+            for k in range(per_epoch):
+                x = train[order[k * self.batch:(k + 1) * self.batch]]
+                yield binarize_batch(x, rng) if self.binarize == "dynamic" else x
+
+    def integrand(self, theta: np.ndarray, x: np.ndarray):
+        """(f, the family's parameters) for the minibatch ``x`` at θ: the distribution per datum and
+        the integrand whose expectation under it is the negative ELBO per datum."""
+        from estimators import BernoulliParams, GaussianParams
+
+        params = self._params(theta)
+        if self.gaussian:
+            f = GaussianIntegrand(params, x)
+            return f, GaussianParams(f.mean, np.exp(f.log_scale))
+        f = Integrand(params, x)
+        return f, BernoulliParams(f.logits)
+
+    def encoder_grad(self, x: np.ndarray, g: np.ndarray, params) -> np.ndarray:
+        """The gradient in the encoder's weights and biases, flat ((..., L·D + L), or twice that for
+        the Gaussian), of the batch mean of per-datum terms whose gradient in the family's parameters
+        is ``g`` (..., B, k): gᵀx/B and the mean of g, per leading index."""
+        n = x.shape[0]
+        if self.gaussian:
+            latents = g.shape[-1] // 2
+            g = np.concatenate([g[..., :latents], g[..., latents:] * params.scale], axis=-1)  # ∂/∂log σ
+            parts = [g[..., :latents], g[..., latents:]]
+        else:
+            parts = [g]
+        out = []
+        for part in parts:
+            weight = np.einsum("...bl,bd->...ld", part, x) / n
+            out += [weight.reshape(*weight.shape[:-2], -1), part.mean(axis=-2)]
+        return np.concatenate(out, axis=-1)
+
+    def backward(self, theta: np.ndarray, x: np.ndarray, g: np.ndarray, params, z: np.ndarray) -> np.ndarray:
+        """∇θ of the batch's mean negative ELBO, flat: the encoder's part from ``g`` (B, k), the estimate
+        of ∇ E_q[f] per datum in the family's parameters, and the model's part exact given the samples
+        ``z`` (N, B, L) drawn from q."""
+        model = self._params(theta)
+        encoder = self.encoder_grad(x, g, params)
+        rest = (gaussian_model_grads(model, x, z) if self.gaussian else model_grads(model, x, z))
+        out = flatten(rest)
+        out[: encoder.size] += encoder  # the encoder's entries lead θ, and are zero in the model's part
+        return out
+
+    def loss(self, theta: np.ndarray, rng: np.random.Generator) -> float:
+        """−ELBO per datum on the evaluation subset."""
+        return -self._elbo(theta, rng)
+
+    def _elbo(self, theta: np.ndarray, rng: np.random.Generator) -> float:
+        params, x = self._params(theta), self.fixed[0]
+        if self.gaussian:
+            return float(gaussian_elbo(params, x, ELBO_SAMPLES, rng).mean())
+        logits = encoder_logits(params, x)
+        b = sample(logits, rng, ELBO_SAMPLES)
+        expected = _log_lik(x, _decoder_logits(params, b)).mean(axis=0)
+        return float((expected - kl_divergence(logits, params.prior_logits)).mean())
+
+    def curve_values(self, theta: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        """``elbo`` on the evaluation subset and ``test_elbo`` (importance-weighted, ``test_samples``
+        draws) on the test set, per datum, from ``rng``."""
+        elbo = self._elbo(theta, rng)  # first: ``loss`` from a generator in the same state is −elbo
+        params, test = self._params(theta), self.fixed[1]
+        bound = gaussian_iwae_bound if self.gaussian else iwae_bound
+        total = sum(float(bound(params, test[k:k + _TEST_CHUNK], self.test_samples, rng).sum())
+                    for k in range(0, len(test), _TEST_CHUNK))
+        return {"elbo": elbo, "test_elbo": total / len(test)}
+
+    # Read as an integrand (what configuration checks ask of a problem: f and ∂f/∂z), the problem is
+    # f on the probe batch at the initial model of seed 0.
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return self.integrand(flatten(self._like), self.probe_batch)[0](z)
+
+    def grad(self, z: np.ndarray) -> np.ndarray:
+        return self.integrand(flatten(self._like), self.probe_batch)[0].grad(z)

@@ -28,5 +28,8 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv[1:] = hide_credentials(sys.argv[1:])
-    check_keys(sys.argv[1:], config_name="report")
+    try:
+        check_keys(sys.argv[1:], config_name="report")
+    except ConfigError as err:
+        refuse(str(err))
     main()

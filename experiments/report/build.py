@@ -1,7 +1,8 @@
 """Building the report of one sweep: tables, figures and ``index.html``, from MLflow alone.
 
 :func:`build_report` is what ``python -m experiments.report`` calls; :func:`write_report`
-turns an already read :class:`~experiments.report.data.Sweep` into files.
+turns an already read :class:`~experiments.report.data.Sweep` into files; :func:`plan` says
+which sections a sweep gets (they follow from its shape, not from the names of its problems).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import importlib.metadata
 import platform
 import re
 import shlex
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,7 @@ def build_report(cfg: DictConfig) -> Path:
     """
     _check(cfg)
     sid = cfg.get("sweep_id")
-    sweep = read_sweep(cfg.tracking.uri, cfg.tracking.experiment, None if sid is None else str(sid))
-    sweep.trajectories = trajectories(sweep.uri, sorted(tables.trajectory_runs(sweep.runs, sweep.factors)["run_id"]))
+    sweep = read_report_sweep(cfg.tracking.uri, cfg.tracking.experiment, None if sid is None else str(sid))
     out = report_dir(cfg.output_dir, sweep.experiment, sweep.sweep_id)
     index = write_report(sweep, out, Options(cfg.dpi, cfg.animation_frames), rebuild=_command(cfg, sweep))
     if cfg.get("log_to_mlflow", True) and sweep.parent:
@@ -75,6 +75,14 @@ def build_report(cfg: DictConfig) -> Path:
 
         client(sweep.uri).log_artifacts(sweep.parent["run_id"], str(out), artifact_path="report")
     return index
+
+
+def read_report_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
+    """The sweep as its report draws it (:func:`plan` takes it): read, with the trajectories of
+    the runs drawn in the plane."""
+    sweep = read_sweep(uri, experiment, sweep_id)
+    sweep.trajectories = trajectories(sweep.uri, sorted(tables.trajectory_runs(sweep.runs, sweep.factors)["run_id"]))
+    return sweep
 
 
 def _command(cfg: DictConfig, sweep: Sweep) -> str:
@@ -99,23 +107,98 @@ def _tolerance(runs: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
     return tol.groupby(list(factors), sort=True, dropna=False)["tol"].first().reset_index()
 
 
+@dataclass
+class Section:
+    """One numbered section of the page: a figure whose ``files`` ``draw`` writes (PNG first,
+    then any CSV or animation beside it), or, without ``draw``, a note saying why it is absent.
+    ``name`` keys its caption (:data:`CAPTIONS`); ``heading`` replaces that caption's title,
+    ``fill`` fills the caption's placeholders."""
+
+    name: str
+    files: list[str] = field(default_factory=list)
+    draw: Callable[[Path, Options], None] | None = None
+    note: str = ""
+    heading: str = ""
+    fill: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """The section's id: its figure's file name without ``.png`` (its name for a note)."""
+        return self.files[0].removesuffix(".png") if self.files else self.name
+
+
+def _at_start_only(runs: pd.DataFrame) -> bool:
+    """Whether every complete run only measured at θ₀ (``steps`` = 0): no curve against step."""
+    done = runs[runs["complete"]]
+    return bool(len(done)) and "steps" in done and bool((done["steps"] == 0).all())
+
+
+def _layout(sweep: Sweep) -> dict:
+    """What the report computes before drawing: the tables, and which sections the sweep has."""
+    runs, factors = sweep.runs, sweep.factors
+    summary = tables.summary_table(runs, factors)
+    distance = tables.has_distance(runs)
+    at_start = _at_start_only(runs)
+    # Steps to tolerance rank the step sizes: only runs with an optimum and steps have a fair comparison.
+    best = tables.best_steps(runs[distance], factors) if distance.any() and not at_start else None
+    param, facets = tables.study_columns(sweep)
+    study = tables.variance_vs_param(sweep)
+    # A θ₀ study draws its bias against its param instead.
+    split = tables.mse_split(sweep) if not len(study) else pd.DataFrame()
+    return {"summary": summary, "best": best, "param": param, "facets": facets, "study": study, "split": split,
+            "colors": figures.palette(sorted(runs["estimator"].unique())),
+            # A sweep at θ₀ over a param: its study figures cover the whole sweep.
+            "study_only": bool(len(study)) and bool(variance_study(runs)[runs["complete"]].all())}
+
+
+def plan(sweep: Sweep) -> list[str]:
+    """The ids of the sections the report of ``sweep`` draws, in page order (a figure's id is
+    its file name without ``.png``): which follow from the sweep's shape, whether its runs take
+    steps (``steps`` = 0: a study at θ₀, its study figures only), which factors vary, and which
+    curves its problems declare. Notes on absent sections are not listed."""
+    layout = _layout(sweep)
+    return [s.id for _, made in _sections(sweep, layout) for s in made if s.draw is not None]
+
+
 def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild: str = "") -> Path:
-    """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance only), the θ₀
-    study's numbers or the MSE split's (``mse_split.csv``) where drawn, the figures and
-    ``index.html`` into ``out``."""
+    """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance and steps only), the
+    θ₀ study's numbers or the MSE split's (``mse_split.csv``) where drawn, the figures of
+    :func:`plan` and ``index.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for pattern in OWNED:
         for stale in out.glob(pattern):
             stale.unlink()
+    layout = _layout(sweep)
+    _csv(layout["summary"], out / "summary.csv")
+    if layout["best"] is not None:
+        _csv(_fair(layout["best"], sweep.factors), out / "fair_comparison.csv")
+    if len(layout["split"]):
+        _csv(layout["split"], out / "mse_split.csv")
+    sections = _sections(sweep, layout)
+    for _, made in sections:
+        for section in made:
+            if section.draw is not None:
+                section.draw(out, options)
+    index = out / "index.html"
+    index.write_text(_page(sweep, out, layout["summary"], layout["best"], sections, rebuild), encoding="utf-8")
+    return index
+
+
+def _sections(sweep: Sweep, layout: dict) -> list[tuple[str, list[Section]]]:
+    """The page's sections, grouped under a setting's heading ("" for none), nothing drawn yet."""
     runs, factors = sweep.runs, sweep.factors
-    summary = tables.summary_table(runs, factors)
-    _csv(summary, out / "summary.csv")
-    distance = tables.has_distance(runs)
-    # Steps to tolerance rank the step sizes: only runs with an optimum have a fair comparison.
-    best = tables.best_steps(runs[distance], factors) if distance.any() else None
-    if best is not None:
-        _csv(_fair(best, factors), out / "fair_comparison.csv")
+    summary, best, study, split = layout["summary"], layout["best"], layout["study"], layout["split"]
+    param, facets, colors = layout["param"], layout["facets"], layout["colors"]
+    sections: list[tuple[str, list[Section]]] = []
+    if len(study):
+        sections.append(("", _study(sweep, study, param, facets, colors)))
+    if layout["study_only"]:
+        return sections
     start = tables.variance_at_start(sweep)
+    if "samples" in factors and not len(study):  # N on the x axis, once for the whole sweep
+        made = _samples(sweep, colors)
+        if made:
+            sections.append(("", made))
     # The same variances times what one estimate costs: estimators compared at equal work.
     start_work = tables.at_equal_cost(start, runs, [f for f in factors if f != "step_size"],
                                       ("mean", "std", "se", "exact"))
@@ -130,53 +213,36 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
     picks = tables.trajectory_runs(runs, factors)
     # The problem's own curves: +inf after a divergence would read as "best" for some (an ELBO).
     own = {key: tables.bands(sweep, key, far_after_stop=False) for key in sweep.problem_curves}
-    colors = figures.palette(sorted(runs["estimator"].unique()))
-    sections = []
-    param, facets = tables.study_columns(sweep)
-    study = tables.variance_vs_param(sweep)
     short = param.removeprefix("problem.") if param else ""
-    if len(study):  # a sweep at θ₀ over one param: its figures cover the whole sweep, the settings being its values
-        sections.append(("", _study(sweep, study, param, facets, colors, out, options)))
-    # A θ₀ study draws its bias against its param instead.
-    split = tables.mse_split(sweep) if not len(study) else pd.DataFrame()
-    if len(split):
-        _csv(split, out / "mse_split.csv")
-    all_settings = tables.settings(runs, sweep.extras)
-    for setting in all_settings:
-        suffix = "" if len(all_settings) == 1 else "--" + _safe(tables.label(setting).replace(" = ", "-"))
-        where = f" ({tables.label(setting)})" if setting else ""
-        members = tables.select(runs, setting)
-        done = members[members["complete"]]
-        sub = {
-            "table": tables.select(summary, setting),
-            "best": tables.select(best, setting) if best is not None else None,
-            "start": tables.select(start, setting),
-            "start_work": tables.select(start_work, setting),
-            "dist": tables.select(dist, setting),
-            "loss": tables.select(loss, setting),
-            "var": tables.select(var, setting),
-            "exact": tables.select(exact, setting),
-            "bias": tables.select(bias, setting),
-            "bias_exact": tables.select(bias_exact, setting),
-            "tol": tables.select(tol, setting),
-            "picks": _planar(tables.select(picks, setting), sweep.trajectories),
-            "own": {key: tables.select(band, setting) for key, band in own.items()},
-            "study": short if len(study) else "",
-            "split": tables.select(split, setting) if len(split) else split,
-            "distance": bool(tables.has_distance(members).any()),
-            # Runs that only measured at θ₀ have one point per curve: nothing to draw against step.
-            "at_start": bool(len(done)) and "steps" in done and bool((done["steps"] == 0).all()),
-        }
-        sections.append((where, _figures(sub, colors, out, suffix, where, options)))
-    index = out / "index.html"
-    index.write_text(_page(sweep, out, summary, best, sections, rebuild), encoding="utf-8")
-    return index
+    # One copy of each section: factors beyond the estimator, step size and distance are facets in it.
+    sub = {
+        "table": summary, "best": best, "start": start, "start_work": start_work, "dist": dist, "loss": loss,
+        "var": var, "exact": exact, "bias": bias, "bias_exact": bias_exact, "tol": tol,
+        "picks": _planar(picks, sweep.trajectories), "own": own, "study": short if len(study) else "", "split": split,
+        "distance": bool(tables.has_distance(runs).any()),
+        "distances": runs["problem.distance"].nunique() if "problem.distance" in runs else 0,
+        # Runs that only measured at θ₀ have one point per curve: nothing to draw against step.
+        "at_start": _at_start_only(runs),
+    }
+    sections.append(("", _figures(sub, colors, sweep.extras)))
+    return sections
 
 
-def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], colors: dict, out: Path,
-           options: Options) -> list[tuple]:
-    """The θ₀ study's figures and numbers: the variance against its param, and the bias where
-    the runs logged it; returns their page entries as :func:`_figures` does."""
+def _png(make: Callable[[], object], name: str) -> Callable[[Path, Options], None]:
+    """A section's drawing: the figure ``make`` returns, saved as ``name``."""
+    return lambda out, options: figures.save_png(make(), out / name, options.dpi)
+
+
+# Cosmetic descriptions of estimators in a study's legend, by name; any other goes by its name.
+ESTIMATOR_NOTES = {
+    "score_function_oracle_baseline": "exact optimal baseline (oracle)",
+    "score_function_optimal_baseline": "optimal baseline estimated from a pilot",
+}
+
+
+def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], colors: dict) -> list[Section]:
+    """The θ₀ study's sections: the variance against its param, at equal cost where the
+    estimators declare their cost, and the bias where the runs logged it."""
     runs = sweep.runs
     short = param.removeprefix("problem.")
     # Each test function as its problem wrote it (the tag ``formula``), for the panel titles.
@@ -184,36 +250,80 @@ def _study(sweep: Sweep, study: pd.DataFrame, param: str, facets: list[str], col
                 runs.dropna(subset=["formula"]).groupby("problem.f")["formula"].first().to_dict())
     fill = {"param": short, "per": _and([FACET_LABELS.get(f, f) for f in facets] + ["parameter block"])}
     samples = sorted(runs.loc[variance_study(runs), "samples"].dropna().unique()) if "samples" in runs else []
+    n = "N = " + (", ".join(f"{v:g}" for v in samples) or "?") if param != "samples" else "N on the x axis"
+    notes = {e: ESTIMATOR_NOTES[e] for e in study["estimator"].unique() if e in ESTIMATOR_NOTES}
+    fill["n"] = n
+    order = _listed(sweep)
+
+    def figure(frame: pd.DataFrame, title: str, name: str, **kw) -> Callable[[Path, Options], None]:
+        def draw(out: Path, options: Options) -> None:
+            _csv(frame, out / f"{name}.csv")
+            figures.save_png(figures.variance_vs_param(frame, colors, title, param, facets, samples=n,
+                                                       formulas=formulas, notes=notes, order=order, **kw),
+                             out / f"{name}.png", options.dpi)
+        return draw
+
     name = f"variance_vs_{_safe(short)}"
-    _csv(study, out / f"{name}.csv")
-    figures.save_png(figures.variance_vs_param(
-        study, colors, f"Gradient variance at θ₀ against {short}, per {fill['per']}", param, facets,
-        samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"), formulas=formulas), out / f"{name}.png",
-        options.dpi)
-    # A caption of its own for a figure of the reference study (by name), else the general one.
-    made = [(name if name in CAPTIONS else "variance_vs_param", [f"{name}.png"], "",
-             f"Gradient variance at θ₀ against {short}", fill | {"csv": f"{name}.csv"})]
+    # A caption of its own for a figure of the reference study (by name), or against N, else the general one.
+    made = [Section(name if name in CAPTIONS else "variance_vs_param", [f"{name}.png", f"{name}.csv"],
+                    figure(study, f"Gradient variance at θ₀ against {short}, per {fill['per']}", name),
+                    heading=f"Gradient variance at θ₀ against {short}", fill=fill | {"csv": f"{name}.csv"})]
     work = tables.at_equal_cost(study, runs[variance_study(runs)], [*facets, "estimator", param])
     if len(work) and work["value"].notna().any():
         name = f"work_normalized_variance_vs_{_safe(short)}"
-        _csv(work, out / f"{name}.csv")
-        figures.save_png(figures.variance_vs_param(
-            work, colors, f"At equal cost: variance × evaluations per estimate at θ₀, against {short}", param, facets,
-            samples="N = " + (", ".join(f"{n:g}" for n in samples) or "?"), work=True, formulas=formulas),
-            out / f"{name}.png", options.dpi)
-        made.append(("work_normalized_variance_vs_param", [f"{name}.png"], "",
-                     f"At equal cost: variance × evaluations against {short}", fill | {"csv": f"{name}.csv"}))
+        made.append(Section("work_normalized_variance_vs_param", [f"{name}.png", f"{name}.csv"],
+                            figure(work, f"At equal cost: variance × evaluations per estimate at θ₀, against {short}",
+                                   name, work=True),
+                            heading=f"At equal cost: variance × evaluations against {short}",
+                            fill=fill | {"csv": f"{name}.csv"}))
     bias = tables.bias_vs_param(sweep)
     if len(bias):
         name = f"bias_vs_{_safe(short)}"
-        _csv(bias, out / f"{name}.csv")
         per = _and([FACET_LABELS.get(f, f) for f in facets])
-        figures.save_png(figures.bias_vs_param(
-            bias, colors, f"Squared bias of the gradient at θ₀ against {short}" + (f", per {per}" if per else ""),
-            param, facets, formulas), out / f"{name}.png", options.dpi)
-        made.append(("bias_vs_param", [f"{name}.png"], "", f"Bias of the gradient at θ₀ against {short}",
-                     fill | {"csv": f"{name}.csv"}))
+
+        def draw_bias(out: Path, options: Options, name: str = name) -> None:
+            _csv(bias, out / f"{name}.csv")
+            figures.save_png(figures.bias_vs_param(
+                bias, colors, f"Squared bias of the gradient at θ₀ against {short}" + (f", per {per}" if per else ""),
+                param, facets, formulas, order), out / f"{name}.png", options.dpi)
+
+        made.append(Section("bias_vs_param", [f"{name}.png", f"{name}.csv"], draw_bias,
+                            heading=f"Bias of the gradient at θ₀ against {short}", fill=fill | {"csv": f"{name}.csv"}))
     return made
+
+
+def _listed(sweep: Sweep) -> dict[str, list[str]]:
+    """Each swept key's values in the order the sweep listed them (the parent run's tag
+    ``sweep_overrides``, ``key=a,b,c`` per override): a preset's panels in its own order."""
+    listed = {}
+    for item in str((sweep.parent or {}).get("tags", {}).get("sweep_overrides", "")).split():
+        key, eq, values = item.partition("=")
+        if eq and "," in values:
+            listed[key] = values.split(",")
+    return listed
+
+
+def _samples(sweep: Sweep, colors: dict) -> list[Section]:
+    """A sweep with steps over N: the variance at θ₀ against N (every seed of a cell measures
+    it there), per other factor but the step size, with the 1/N reference."""
+    data = tables.variance_vs_samples(sweep)
+    data = data[data["value"].notna()]
+    if data["samples"].nunique() < 2:
+        return []
+    facets = [f for f in sweep.factors if f not in ("estimator", "samples", "step_size") and data[f].nunique() > 1]
+    data = data[[*facets, "block", "estimator", "samples", "seeds", "value", "se", "exact"]]
+    per = _and([FACET_LABELS.get(f, f) for f in facets])
+    title = "Gradient variance at θ₀ against samples N" + (f", per {per}" if per else "")
+
+    def draw(out: Path, options: Options) -> None:
+        _csv(data, out / "variance_vs_samples.csv")
+        figures.save_png(figures.variance_vs_param(data, colors, title, "samples", facets, samples="N on the x axis"),
+                         out / "variance_vs_samples.png", options.dpi)
+
+    fill = {"param": "samples", "per": _and([FACET_LABELS.get(f, f) for f in facets] + ["parameter block"]),
+            "csv": "variance_vs_samples.csv"}
+    return [Section("variance_vs_samples", ["variance_vs_samples.png", "variance_vs_samples.csv"], draw,
+                    heading="Gradient variance at θ₀ against samples N", fill=fill)]
 
 
 def _fair(best: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
@@ -256,14 +366,25 @@ CAPTIONS = {
         "Gradient variance at θ₀ against k",
         "tr Cov of the gradient estimate at θ₀ (N = samples per estimate) for each block of θ = (μ, σ) and "
         "test function, against its parameter k, as in Mohamed et al. (JMLR 2020), figure 2: measured "
-        "(points, ± 1 standard error) and in closed form (lines, where known). Numbers: variance_vs_k.csv.",
+        "(points, ± 1 standard error) and in closed form (lines, where known). The score function with "
+        "the exact (oracle) optimal baseline is the paper's curve; the one with the optimal baseline "
+        "estimated from a pilot is the practical estimator, and measures above it. Each panel's axes are "
+        "linear where its values include 0 or negative ones, logarithmic otherwise. Numbers: variance_vs_k.csv.",
     ),
     "variance_vs_param": (
         "Gradient variance at θ₀ against the swept parameter",
-        "tr Cov of the gradient estimate at θ₀ (N = samples per estimate) against {param}, per {per}: "
-        "measured (points, ± 1 standard error) and in closed form (lines, where known). The x axis is "
-        "logarithmic only for positive values over a decade or more; a panel's y axis where all its values "
-        "are positive, symlog where some are 0 (a deterministic estimate). Numbers: {csv}.",
+        "tr Cov of the gradient estimate at θ₀ ({n}) against {param}, per {per}: measured (points, ± 1 "
+        "standard error) and in closed form (lines, where known). Each panel's axes are linear where its "
+        "values include 0 or negative ones (a deterministic estimate's variance of 0), logarithmic otherwise. "
+        "Numbers: {csv}.",
+    ),
+    "variance_vs_samples": (
+        "Gradient variance at θ₀ against samples N",
+        "tr Cov of the N-sample gradient estimate at θ₀ against N, per {per}: measured (points, ± 1 standard "
+        "error over seeds), in closed form (lines, where known), and the 1/N reference (dotted, through each "
+        "estimator's value at the smallest N): independent samples divide the variance by N, so an "
+        "estimator off that line draws its samples dependently (antithetic, quasi-Monte Carlo) or "
+        "estimates something from them (a pilot-estimated baseline). Numbers: {csv}.",
     ),
     "work_normalized_variance_vs_param": (
         "At equal cost: variance × evaluations per estimate",
@@ -354,83 +475,94 @@ CAPTIONS = {
 }
 
 
-def _figures(sub: dict, colors: dict, out: Path, suffix: str, where: str, options: Options) -> list[tuple]:
-    """Draw one setting's figures; returns (name, file names, note, heading or "") per figure."""
-    made = []
+def _figures(sub: dict, colors: dict, facets: Sequence[str]) -> list[Section]:
+    """The sections of a sweep that is no θ₀ study, each figure's drawing deferred
+    (:class:`Section`); ``facets``, the factors beyond the estimator, step size and distance,
+    are panels (or ticks) inside each figure."""
+    made: list[Section] = []
+    kw = {"facets": list(facets)} if facets else {}
 
-    def save(name: str, fig, heading: str = "") -> None:
-        figures.save_png(fig, out / f"{name}{suffix}.png", options.dpi)
-        made.append((name, [f"{name}{suffix}.png"], "", heading, {}))
+    def save(name: str, make: Callable[[], object], heading: str = "") -> None:
+        made.append(Section(name, [f"{name}.png"], _png(make, f"{name}.png"), heading=heading))
 
     def skip(name: str, why: str) -> None:
-        made.append((name, [], why, "", {}))
+        made.append(Section(name, note=why))
 
     start = sub["start"]
-    at_distance = "problem.distance" in start and (start["mean"].notna() & (start["problem.distance"] > 0)).any()
+    measured = start[start["mean"].notna() & (start["problem.distance"] > 0)] if "problem.distance" in start else start
+    at_distance = "problem.distance" in start and len(measured) > 0
     if sub["distance"]:
-        if at_distance:
-            save("variance_vs_distance", figures.variance_vs_distance(
-                start, colors, "Gradient variance at θ₀ against distance D" + where))
+        if at_distance and measured["problem.distance"].nunique() < 2:
+            if sub["distances"] > 1:  # the sweep has several: say why the figure is absent
+                skip("variance_vs_distance", "Complete runs at one distance D only: no curve against D.")
+        elif at_distance:
+            save("variance_vs_distance", lambda: figures.variance_vs_distance(
+                start, colors, "Gradient variance at θ₀ against distance D", **kw))
             work = sub["start_work"]
             if len(work) and (work["mean"].notna() & (work["problem.distance"] > 0)).any():
-                save("work_normalized_variance_vs_distance", figures.variance_vs_distance(
-                    work, colors, "At equal cost: gradient variance × evaluations per estimate at θ₀" + where,
-                    work=True))
+                save("work_normalized_variance_vs_distance", lambda: figures.variance_vs_distance(
+                    work, colors, "At equal cost: gradient variance × evaluations per estimate at θ₀",
+                    work=True, **kw))
         elif sub["study"]:
             skip("variance_vs_distance", f"Runs at θ₀ over several {sub['study']}, no distance D: see the variance "
                                          f"against {sub['study']} above.")
         else:
             skip("variance_vs_distance", "No complete run with a distance D > 0: nothing to draw against D.")
-    else:
+    elif not sub["at_start"]:
         skip("distance", "The problem has no optimum (its runs logged no distance): no variance against D, "
                          "convergence to tolerance, outcomes by final distance, fair comparison by steps to "
                          "tolerance, or trajectories in the plane.")
     if len(sub["split"]):
-        save("mse_split", figures.mse_split(
-            sub["split"], colors, "Mean squared error of the gradient at θ₀: bias² and variance per estimator" + where))
-    if sub["at_start"]:
-        skip("at_start", "Runs measured at θ₀ only (steps = 0): no curve against step.")
-    elif sub["distance"]:
+        save("mse_split", lambda: figures.mse_split(
+            sub["split"], colors, "Mean squared error of the gradient at θ₀: bias² and variance per estimator", **kw))
+    if sub["at_start"]:  # measured at θ₀ only: nothing against step, no outcome of a run
+        return made
+    if sub["distance"]:
         if len(sub["dist"]):
-            save("convergence", figures.convergence(
+            save("convergence", lambda: figures.convergence(
                 sub["dist"], sub["table"], sub["tol"], colors,
-                r"Convergence: $\|\theta_t - x\|$, median and IQR over seeds" + where))
+                r"Convergence: $\|\theta_t - x\|$, median and IQR over seeds", **kw))
         else:
             skip("convergence", "No complete run: no curve to draw.")
     elif len(sub["loss"]):
-        save("loss", figures.curves({"loss": sub["loss"]}, colors, "Loss, median and IQR over seeds" + where))
+        save("loss", lambda: figures.curves({"loss": sub["loss"]}, colors, "Loss, median and IQR over seeds", **kw))
     else:
         skip("loss", "No complete run: no curve to draw.")
     if sub["distance"]:
         if len(sub["table"]):
-            save("outcomes", figures.outcomes(sub["table"], "Outcomes: median final distance, diverged runs" + where))
+            save("outcomes", lambda: figures.outcomes(sub["table"], "Outcomes: median final distance, diverged runs",
+                                                      **kw))
         if sub["best"] is not None and len(sub["best"]):
-            save("fair_comparison", figures.fair_comparison(
-                sub["best"], colors, "Each estimator at its best step size: steps to tolerance" + where))
+            save("fair_comparison", lambda: figures.fair_comparison(
+                sub["best"], colors, "Each estimator at its best step size: steps to tolerance", **kw))
         else:
             skip("fair_comparison", "No complete run: no step size to compare.")
-    if not sub["at_start"]:
-        if len(sub["var"]):
-            save("variance_along_trajectory", figures.variance_along(
-                sub["var"], sub["table"], colors, "Gradient variance along the trajectory" + where, exact=sub["exact"]))
-        else:
-            skip("variance_along_trajectory", "No complete run: no curve to draw.")
-        if len(sub["bias"]):
-            save("bias_along_trajectory", figures.bias_along(
-                sub["bias"], sub["table"], colors, "Squared bias of the gradient along the trajectory" + where,
-                exact=sub["bias_exact"]))
-        own = {key: band for key, band in sub["own"].items() if len(band)}
-        if own:
-            names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in own])
-            save("problem_curves", figures.curves(own, colors, f"{names}, median and IQR over seeds" + where),
-                 heading=f"Curves of the problem: {names}")
+    if len(sub["var"]):
+        save("variance_along_trajectory", lambda: figures.variance_along(
+            sub["var"], sub["table"], colors, "Gradient variance along the trajectory", exact=sub["exact"], **kw))
+    else:
+        skip("variance_along_trajectory", "No complete run: no curve to draw.")
+    if len(sub["bias"]):
+        save("bias_along_trajectory", lambda: figures.bias_along(
+            sub["bias"], sub["table"], colors, "Squared bias of the gradient along the trajectory",
+            exact=sub["bias_exact"], **kw))
+    own = {key: band for key, band in sub["own"].items() if len(band)}
+    if own:
+        names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in own])
+        save("problem_curves", lambda: figures.curves(own, colors, f"{names}, median and IQR over seeds", **kw),
+             heading=f"Curves of the problem: {names}")
     if sub["distance"]:
         if sub["picks"]:
-            save("trajectories", figures.trajectories(sub["picks"], "Trajectories θ_t in the plane" + where))
-            gif = f"trajectories{suffix}.gif"
-            figures.trajectory_gif(sub["picks"], colors, out / gif, frames=options.animation_frames,
-                                   title="Trajectories θ_t in the plane" + where)
-            made[-1][1].append(gif)
+            gif = "trajectories.gif"
+            png = _png(lambda: figures.trajectories(sub["picks"], "Trajectories θ_t in the plane", **kw),
+                       "trajectories.png")
+
+            def draw(out: Path, options: Options) -> None:
+                png(out, options)
+                figures.trajectory_gif(sub["picks"], colors, out / gif, frames=options.animation_frames,
+                                       title="Trajectories θ_t in the plane", **kw)
+
+            made.append(Section("trajectories", ["trajectories.png", gif], draw))
         else:
             skip("trajectories", "No complete 2-d run with a logged trajectory: nothing to draw in the plane.")
     return made
@@ -453,6 +585,8 @@ th { background: #f2f2f2; } td.t, th.t { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; } figure { margin: 1em 0 2em; }
 figcaption { font-size: 0.9em; color: #444; max-width: 70em; }
 code, pre { background: #f6f6f6; padding: 0.1em 0.3em; } pre { padding: 0.6em; overflow-x: auto; }
+.scroll { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1em; } .scroll table { margin: 0; }
+.scroll.tall { max-height: 32em; overflow-y: auto; }
 .warn { color: #b2182b; }
 """
 
@@ -475,7 +609,7 @@ def _num(v) -> str:
     return _e(v)
 
 
-def _table(frame: pd.DataFrame, text: Sequence[str] = ()) -> str:
+def _table(frame: pd.DataFrame, text: Sequence[str] = (), tall: bool = False) -> str:
     head = "".join(f'<th class="{"t" if c in text else ""}">{_e(c)}</th>' for c in frame.columns)
     rows = []
     for row in frame.itertuples(index=False):
@@ -483,7 +617,8 @@ def _table(frame: pd.DataFrame, text: Sequence[str] = ()) -> str:
             f'<td class="t">{_e(v)}</td>' if c in text else f"<td>{_num(v)}</td>" for c, v in zip(frame.columns, row)
         )
         rows.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # In a box that scrolls sideways: a sweep's many factors and columns never widen the page.
+    return f'<div class="scroll{" tall" * tall}"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _data_uri(path: Path) -> str:
@@ -542,7 +677,9 @@ COLUMNS = {
     "median_final_dist": "median final ‖θ_T − x‖",
     "median_steps_to_tol": "median steps to tolerance (T + 1 when never reached)",
     "median_final_loss": "median final loss L(θ_T)",
-    "mean_grad_variance": "mean over runs of the mean measured gradient variance",
+    "mean_grad_variance": "mean over the cell's completed runs, diverged ones included, of each run's mean "
+                          "measured gradient variance over its logged points (one diverging run can dominate "
+                          "it)",
     "median_grad_variance": "median over runs of the same",
     tables.RATIO: f"that variance over the {tables.REFERENCE}'s in the same cell",
 }
@@ -580,21 +717,22 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | N
         f"<h1>mcgrad-bench report: sweep {_e(sweep.sweep_id)}</h1>",
         "<p>Built from the tracking store alone; no estimator was run. Files beside this page: "
         + ", ".join(f'<a href="{c}">{c}</a>' for c in csvs) + " and each figure as PNG.</p>",
-        "<h2>Provenance</h2>", f"<table>{rows}</table>",
+        "<h2>Provenance</h2>", f'<div class="scroll"><table>{rows}</table></div>',
         "<h2>What is missing</h2>", _missing_html(sweep),
     ]
     n = 0
     for where, made in sections:
         if where:
             body.append(f"<h2>Setting{_e(where)}</h2>")
-        for name, files, note, heading, fill in made:
+        for section in made:
             n += 1
-            title, caption = CAPTIONS[name]
-            title, caption = heading or title, caption.format(**fill) if fill else caption
+            title, caption = CAPTIONS[section.name]
+            title = section.heading or title
+            caption = caption.format(**section.fill) if section.fill else caption
             body.append(f"<h2>{n}. {_e(title)}{_e(where)}</h2><figure>")
-            if not files:
-                body.append(f'<p class="warn">{_e(note)}</p>')
-            for f in files:
+            if not section.files:
+                body.append(f'<p class="warn">{_e(section.note)}</p>')
+            for f in (f for f in section.files if not f.endswith(".csv")):
                 # Embedded, so the page reads offline and inside the MLflow UI; the link opens the file.
                 body.append(f'<p><a href="{_e(f)}"><img src="{_data_uri(out / f)}" alt="{_e(title)}"></a></p>')
             body.append(f"<figcaption>{_e(caption)}</figcaption></figure>")
@@ -603,8 +741,13 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | N
     body += [
         "<h2>Tables</h2>",
         f"<p>Per {_e(per)} (the same numbers as <code>summary.csv</code>): {_e(held)}.</p>",
-        _table(summary, text=("estimator",)),
+        _table(summary, text=("estimator",), tall=len(summary) > 40),
     ]
+    for section in (s for _, made in sections for s in made):
+        if section.name.startswith(("variance_vs_", "bias_vs_")) and section.name != "variance_vs_distance":
+            csv = next(f for f in section.files if f.endswith(".csv"))
+            body += [f'<p>{_e(section.heading)} (<code>{_e(csv)}</code>):</p>',
+                     _table(pd.read_csv(out / csv), text=("estimator", "block", "problem.f"), tall=True)]
     if best is not None:
         body += [
             "<p>Fair comparison (<code>fair_comparison.csv</code>): each estimator's best step size per distance.</p>",

@@ -87,7 +87,7 @@ class Sweep:
 
     @property
     def extras(self) -> list[str]:
-        """Factors other than the estimator, step size and distance (one figure set each)."""
+        """Factors other than the estimator, step size and distance (panels inside each figure)."""
         return [f for f in self.factors if f not in PRIMARY]
 
 
@@ -227,6 +227,24 @@ def tidy(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out.reset_index(drop=True), factors
 
 
+def run_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per job run, for users (:func:`experiments.load_sweep`): :func:`tidy`'s columns
+    (its ``estimator`` is the report's label), params that are all ``True``/``False`` as
+    booleans, then the suite's other tags (``problem``, ``family``, ``sweep_id``, ``run_kind``,
+    …; MLflow's own ``mlflow.*`` tags left out)."""
+    runs, _ = tidy(frame)
+    params = [c[len("params.") :] for c in frame.columns if c.startswith("params.")]
+    for key in params:
+        values = runs[key].dropna()
+        if len(values) and values.isin(["True", "False"]).all():
+            runs[key] = runs[key].map({"True": True, "False": False})
+    by_id = frame.set_index("run_id")
+    for column in sorted(c for c in frame.columns if c.startswith("tags.") and not c.startswith("tags.mlflow.")):
+        if column[len("tags.") :] not in runs:
+            runs[column[len("tags.") :]] = runs["run_id"].map(by_id[column])
+    return runs
+
+
 def _sql_store(client: MlflowClient):
     """The client's store where it answers bulk history queries (a SQL store), else None."""
     store = getattr(getattr(client, "_tracking_client", None), "store", None)
@@ -247,6 +265,10 @@ def histories(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.Data
         # A private method can change its arguments or results, or become a stub, unannounced.
         except (AttributeError, TypeError, NotImplementedError):
             rows = None
+    if rows is None:  # a tracking server: up to 100 runs per request (experiments.history)
+        from experiments.history import bulk_histories
+
+        rows = bulk_histories(client, run_ids, key)
     if rows is None:
         rows = []
 
@@ -290,28 +312,32 @@ def first_values(client: MlflowClient, run_ids: Iterable[str], key: str) -> pd.D
 
 
 def study_param(runs: pd.DataFrame) -> str | None:
-    """The parameter of a θ₀ study: the one numeric ``problem.*`` param that takes several
-    values over the complete runs measured at θ₀ only (``steps`` = 0); None if there is no
-    such run, or no such param, or several (a grid, not a curve). The distance has a figure
-    of its own (the variance against D), so it is never the study's parameter."""
+    """The parameter of a θ₀ study, drawn on the x axis: among the complete runs measured at
+    θ₀ only (``steps`` = 0), the number of samples N (``samples``) where it takes several
+    values, else the numeric ``problem.*`` param with the most values (the first by name on a
+    tie); None if there is no such run or param. The distance has a figure of its own (the
+    variance against D), so it is never the study's parameter."""
     if "steps" not in runs:
         return None
     at_start = runs[runs["complete"] & (runs["steps"] == 0)]
+    if "samples" in at_start and at_start["samples"].nunique() > 1:
+        return "samples"
     swept = [
-        c for c in runs.columns
-        if c.startswith("problem.") and pd.api.types.is_numeric_dtype(runs[c])
+        c for c in sorted(runs.columns)
+        if c.startswith("problem.") and c != "problem.distance" and pd.api.types.is_numeric_dtype(runs[c])
         and not pd.api.types.is_bool_dtype(runs[c]) and at_start[c].nunique() > 1
     ]
-    return swept[0] if len(swept) == 1 and swept[0] != "problem.distance" else None
+    return max(swept, key=lambda c: at_start[c].nunique()) if swept else None
 
 
 def study_facets(runs: pd.DataFrame, param: str) -> list[str]:
-    """The study's other facets, one panel column each: ``problem.f`` where the runs have it,
-    and any other ``problem.*`` param that is not a number and takes several values."""
+    """The study's other facets, one panel column per combination of their values:
+    ``problem.f`` where the runs have it, and any other ``problem.*`` param that takes several
+    values (another number, such as the dimension, included)."""
     return sorted(
         c for c in runs.columns
-        if c.startswith("problem.") and c != param and not pd.api.types.is_numeric_dtype(runs[c])
-        and (c == "problem.f" or runs[c].nunique() > 1)
+        if c.startswith("problem.") and c != param
+        and (c == "problem.f" and not pd.api.types.is_numeric_dtype(runs[c]) or runs[c].nunique() > 1)
     )
 
 
@@ -385,10 +411,27 @@ def trajectories(uri: str, run_ids: Iterable[str]) -> dict[str, dict]:
     return out
 
 
-def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
-    """Read sweep ``sweep_id`` (None: the latest) of ``experiment``: its runs and the curves the
-    report draws. The trajectories of the runs it draws in the plane are read apart
-    (:func:`trajectories`): which runs those are is the report's choice, not the reader's."""
+@dataclass
+class SweepRuns:
+    """Every run of one sweep as the store holds them, laid out by :func:`_frame`."""
+
+    client: MlflowClient
+    experiment_id: str
+    sweep_id: str
+    frame: pd.DataFrame
+    is_parent: pd.Series  # True on the sweep's parent run(s), False on its job runs
+
+    @property
+    def jobs(self) -> pd.DataFrame:
+        return self.frame[~self.is_parent].reset_index(drop=True)
+
+
+def read_runs(uri: str, experiment: str, sweep_id: str | None = None) -> SweepRuns:
+    """The runs of sweep ``sweep_id`` (None: the latest) of ``experiment``, parent and jobs
+    told apart: what :func:`read_sweep` (the report) and :func:`experiments.load_sweep` both read.
+
+    Raises :class:`ReportError` (one line) for a store, experiment or sweep that is not there.
+    """
     client = open_store(uri)
     experiment_id, sweep_id = find_sweep(client, experiment, sweep_id)
     frame = _frame(_search(client, experiment_id, f"tags.sweep_id = '{sweep_id}'"))
@@ -396,6 +439,16 @@ def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
     no_parent = frame.get(f"tags.{MLFLOW_PARENT_RUN_ID}", pd.Series(None, index=frame.index)).isna()
     has_jobs = frame.get("tags.sweep_jobs", pd.Series(None, index=frame.index)).notna()
     is_parent = (tags == "sweep") | (tags.isna() & no_parent & has_jobs)
+    return SweepRuns(client, experiment_id, sweep_id, frame, is_parent)
+
+
+def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
+    """Read sweep ``sweep_id`` (None: the latest) of ``experiment``: its runs and the curves the
+    report draws. The trajectories of the runs it draws in the plane are read apart
+    (:func:`trajectories`): which runs those are is the report's choice, not the reader's."""
+    found = read_runs(uri, experiment, sweep_id)
+    client, experiment_id, sweep_id = found.client, found.experiment_id, found.sweep_id
+    frame, is_parent = found.frame, found.is_parent
     parent = None
     if is_parent.any():
         row = frame[is_parent].sort_values("start_time").iloc[-1]
@@ -406,7 +459,7 @@ def read_sweep(uri: str, experiment: str, sweep_id: str | None = None) -> Sweep:
             "tags": {c[5:]: v for c, v in row.items() if c.startswith("tags.") and isinstance(v, str)},
             "metrics": {c[8:]: v for c, v in row.items() if c.startswith("metrics.") and pd.notna(v)},
         }
-    runs, factors = tidy(frame[~is_parent].reset_index(drop=True))
+    runs, factors = tidy(found.jobs)
     done = runs.loc[runs["complete"], "run_id"].tolist()
     measured = measured_distance(runs)
     # A declared name the loop also logs is read (and drawn) once, as the loop's curve.

@@ -74,15 +74,62 @@ def _with_distance(frame: pd.DataFrame) -> pd.DataFrame:
     return frame if "problem.distance" in frame else frame.assign(**{"problem.distance": np.nan})
 
 
-def _cell(frame: pd.DataFrame, alpha: float, distance: float) -> pd.DataFrame:
-    """The rows of one (step size, distance) panel; a problem without a distance has NaN there."""
-    d = _with_distance(frame)["problem.distance"]
-    return frame[(frame["step_size"] == alpha) & (d.isna() if pd.isna(distance) else d == distance)]
-
-
 def _levels(values: pd.Series) -> list:
     """Sorted distinct values, NaN (if any) last, as one level."""
     return sorted(values.dropna().unique().tolist()) + ([np.nan] if values.isna().any() else [])
+
+
+def _none(v):
+    return None if pd.isna(v) else v
+
+
+def _columns(frame: pd.DataFrame, facets: Sequence[str] = ()) -> list[tuple]:
+    """The panel columns of a figure over distances: the distinct (D, *facet values), sorted,
+    None for a missing value (a problem without a distance), last. Without facets, one per D."""
+    f = _with_distance(frame)
+    combos = {tuple(_none(v) for v in row) for row in f[["problem.distance", *facets]].itertuples(index=False)}
+    return sorted(combos, key=lambda t: tuple((v is None, v if isinstance(v, (int, float)) else str(v)) for v in t))
+
+
+def _at(frame: pd.DataFrame, column: tuple, facets: Sequence[str] = (), alpha=None) -> pd.DataFrame:
+    """The rows of one panel column (and step size ``alpha``, where given)."""
+    f = _with_distance(frame)
+    mask = pd.Series(True, index=frame.index) if alpha is None else (frame["step_size"] == alpha)
+    for c, v in zip(("problem.distance", *facets), column):
+        mask &= f[c].isna() if v is None else f[c] == v
+    return frame[mask]
+
+
+def _short(facet: str) -> str:
+    return facet.removeprefix("problem.")
+
+
+def _value(v) -> str:
+    return _g(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v)
+
+
+def _parts(column: tuple, facets: Sequence[str] = ()) -> list[str]:
+    """``D = …`` (where there is one) and ``<facet> = …`` for a panel column's title."""
+    d, *rest = column
+    return ([] if d is None else [f"D = {_g(d)}"]) + [f"{_short(f)} = {_value(v)}" for f, v in zip(facets, rest)]
+
+
+def _wrap(n: int, most: int) -> tuple[int, int]:
+    """(rows, columns) of a grid of ``n`` panels, at most ``most`` a row."""
+    ncols = max(1, min(n, most))
+    return math.ceil(n / ncols), ncols
+
+
+def _hide_rest(axes, n: int) -> list:
+    """The first ``n`` axes in reading order; the others are hidden, not left empty."""
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return flat[:n]
+
+
+def _facet_label(facets: Sequence[str], level: tuple) -> str:
+    return ", ".join(f"{_short(f)} = {_value(v)}" for f, v in zip(facets, level))
 
 
 def _spans_decades(values, decades: float = 2.0) -> bool:
@@ -139,34 +186,50 @@ def save_png(fig: Figure, path: Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str, work: bool = False) -> Figure:
+def variance_vs_distance(start: pd.DataFrame, colors: dict, title: str, work: bool = False,
+                         facets: Sequence[str] = ()) -> Figure:
     """Figure 1: tr Cov of the gradient at θ₀ against D (log–log), measured (mean ± SE) and exact;
-    with ``work``, the same times the evaluations per estimate (``start`` scaled so)."""
+    with ``work``, the same times the evaluations per estimate (``start`` scaled so). One panel
+    per value of the ``facets`` (other swept factors), side by side."""
     data = start[start["problem.distance"] > 0].sort_values(["estimator", "problem.distance"])
+    levels = _facet_levels(data, facets)
     with plt.rc_context(RC):
-        fig, axes = _layout(1, 1, (5.6, 3.9), left=0.95, right=0.3, bottom=0.65, top=0.45)
-        ax = axes[0, 0]
-        for est, d in data.groupby("estimator", sort=True):
-            c, n = colors[est], int(d["seeds"].max())
-            ax.errorbar(d["problem.distance"], d["mean"], yerr=d["se"].fillna(0), fmt="none", ecolor=c, capsize=3)
-            sns.scatterplot(x=d["problem.distance"].to_numpy(), y=d["mean"].to_numpy(), ax=ax, color=c, s=36,
-                            zorder=3, label=f"{est}: measured (mean ± SE, {n} seed{'s' * (n != 1)})")
-            if d["exact"].notna().any():
-                ax.plot(d["problem.distance"], d["exact"], color=c, linestyle="--", linewidth=1.3,
-                        label=f"{est}: exact", zorder=2)
-        exact = data["exact"].to_numpy(dtype=float)
-        dists = np.sort(data["problem.distance"].unique()).astype(float)
-        if np.isfinite(exact).any() and dists.size > 1:
-            top = np.nanmax(exact[data["problem.distance"].to_numpy(dtype=float) == dists[-1]])
-            ax.plot(dists, top * (dists / dists[-1]) ** 4, color="0.55", linestyle=":", linewidth=1.2,
-                    label="∝ D⁴ (guide)")
-        _log(ax, "x")
-        _log(ax, "y")
-        ax.set_xlabel("distance D = ‖x − θ₀‖ (units of θ)")
-        ax.set_ylabel("tr Cov[ĝ] × evaluations per estimate at θ₀" if work else "tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
-        ax.set_title(title)
-        ax.legend(loc="upper left", frameon=True)
+        fig, axes = _layout(*_wrap(len(levels), 3), (5.6, 3.9), left=0.95, right=0.3, bottom=0.65,
+                            top=0.45 if not facets else 0.85, wgap=0.75, hgap=0.9)
+        for ax, level in zip(_hide_rest(axes, len(levels)), levels):
+            _distance_panel(ax, data[_facet_rows(data, facets, level)], colors, work)
+            if facets:
+                ax.set_title(_facet_label(facets, level))
+            else:
+                ax.set_title(title)
+            if ax is axes[0, 0]:
+                ax.legend(loc="upper left", frameon=True)
+        if facets:
+            fig.suptitle(title, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
     return fig
+
+
+def _distance_panel(ax, data: pd.DataFrame, colors: dict, work: bool) -> None:
+    for est, d in data.groupby("estimator", sort=True):
+        c, n = colors[est], int(d["seeds"].max())
+        ax.errorbar(d["problem.distance"], d["mean"], yerr=d["se"].fillna(0), fmt="none", ecolor=c, capsize=3)
+        sns.scatterplot(x=d["problem.distance"].to_numpy(), y=d["mean"].to_numpy(), ax=ax, color=c, s=36,
+                        zorder=3, label=f"{est}: measured (mean ± SE, {n} seed{'s' * (n != 1)})")
+        if d["exact"].notna().any():
+            ax.plot(d["problem.distance"], d["exact"], color=c, linestyle="--", linewidth=1.3,
+                    label=f"{est}: exact", zorder=2)
+    exact = data["exact"].to_numpy(dtype=float)
+    dists = np.sort(data["problem.distance"].unique()).astype(float)
+    if np.isfinite(exact).any() and dists.size > 1:
+        top = np.nanmax(exact[data["problem.distance"].to_numpy(dtype=float) == dists[-1]])
+        ax.plot(dists, top * (dists / dists[-1]) ** 4, color="0.55", linestyle=":", linewidth=1.2,
+                label="∝ D⁴ (guide)")
+    _log(ax, "x")
+    _log(ax, "y")
+    ax.set_xlabel("distance D = ‖x − θ₀‖ (units of θ)")
+    ax.set_ylabel("tr Cov[ĝ] × evaluations per estimate at θ₀" if work else "tr Cov[ĝ] at θ₀ (units of ∇L, squared)")
+    if ax.get_legend() is not None:  # seaborn gives each panel a legend: the first panel's stands for all
+        ax.get_legend().remove()
 
 
 # What problem.f names, for runs logged before problems tagged their own formula (``formula``).
@@ -176,7 +239,7 @@ BLOCK_LABELS = {"mean": r"$\nabla_\mu$", "scale": r"$\nabla_\sigma$", "total": r
                 "concentration": r"$\nabla_\alpha$", "rate": r"$\nabla_\beta$", "alpha": r"$\nabla_a$",
                 "beta": r"$\nabla_b$", "logits": r"$\nabla_\phi$"}
 # Cosmetic labels of a study's swept param by name; any other is labelled by its name.
-PARAM_LABELS = {"problem.k": "k (parameter of f)"}
+PARAM_LABELS = {"problem.k": "k (parameter of f)", "samples": "samples N per estimate"}
 
 
 def _positive(values) -> bool:
@@ -188,8 +251,8 @@ def _positive(values) -> bool:
 
 
 def _variance_scale(ax, values) -> None:
-    """A panel's y scale: logarithmic for positive variances (the usual case), symlog when some
-    are 0 (a deterministic estimate) and the others span a decade or more, linear otherwise."""
+    """A panel's y scale: logarithmic for positive variances (the usual case), linear where some
+    are 0 (a deterministic estimate) or negative, so that every point shows with its ticks."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if _positive(v):
@@ -201,27 +264,37 @@ def _variance_scale(ax, values) -> None:
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if span <= 3.0
                                    else LogLocator(base=10, numticks=7))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        return
-    pos = v[v > 1e-12 * np.abs(v).max()] if v.size else v
-    if pos.size > 1 and math.log10(pos.max() / pos.min()) >= 1.0:
-        linthresh = float(10.0 ** math.floor(math.log10(pos.min())))
-        ax.set_yscale("symlog", linthresh=linthresh)
-        ax.yaxis.set_minor_locator(NullLocator())
-        ax.set_ylim(bottom=-linthresh)  # a variance is not negative: no empty decades below 0
 
 
 def _log_x(values) -> bool:
-    """A study's x axis is logarithmic only for positive values over at least a decade."""
+    """A study's x axis is logarithmic for positive values (k, N), linear where they include 0 or
+    negative ones (a logit, k of (x − k)²)."""
     v = np.asarray(values, dtype=float)
-    return v.size > 1 and bool((v > 0).all()) and math.log10(v.max() / v.min()) >= 1.0
+    return v.size > 1 and bool((v > 0).all())
 
 
-def _facet_levels(data: pd.DataFrame, facets: Sequence[str]) -> list[tuple]:
-    """The distinct values of the facet columns, sorted as text: one panel column each."""
+def _x_ticks(ax, ks: Sequence[float], logx: bool) -> None:
+    """Ticks at the swept values, labelled; on a linear axis of many values, at most about 9
+    (every other one), so that labels do not overlap."""
+    shown = list(ks) if logx or len(ks) <= 9 else list(ks)[:: math.ceil(len(ks) / 9)]
+    ax.set_xticks(shown, [_g(k) for k in shown])
+
+
+def _facet_levels(data: pd.DataFrame, facets: Sequence[str], order: dict | None = None) -> list[tuple]:
+    """The distinct values of the facet columns, one panel column each: in the order ``order``
+    lists a facet's values (as text; the order the sweep listed them), else numbers by value
+    before text sorted as text."""
     if not facets:
         return [()]
+    order = order or {}
     combos = {tuple(row) for row in data[list(facets)].itertuples(index=False)}
-    return sorted(combos, key=lambda t: tuple(str(v) for v in t))
+
+    def rank(f: str, v) -> tuple:
+        listed = order.get(f, [])
+        number = isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and not pd.isna(v)
+        return (listed.index(str(v)) if str(v) in listed else len(listed), (0, float(v), "") if number else (1, 0.0, str(v)))
+
+    return sorted(combos, key=lambda t: tuple(rank(f, v) for f, v in zip(facets, t)))
 
 
 def _facet_rows(data: pd.DataFrame, facets: Sequence[str], level: tuple) -> pd.Series:
@@ -239,30 +312,38 @@ def _facet_title(facets: Sequence[str], level: tuple, formulas: dict | None = No
         if pd.isna(v):
             continue
         formula = (formulas or {}).get(v) or f"f(x) = {TEST_FUNCTIONS.get(v, v)}"
-        parts.append(formula if f == "problem.f" else f"{f} = {v}")
+        parts.append(formula if f == "problem.f" else f"{_short(f)} = {_value(v)}")
     return "".join(p + ", " for p in parts)
 
 
 def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
-                      samples: str = "N = 1", work: bool = False, formulas: dict | None = None) -> Figure:
+                      samples: str = "N = 1", work: bool = False, formulas: dict | None = None,
+                      notes: dict | None = None, order: dict | None = None) -> Figure:
     """Gradient variance at θ₀ against the study's param, as the reference study's figure 2
-    (against k, log–log): one panel per facet (columns) and block of θ (rows), measured
-    (mean ± 1 SE) and exact (lines; none where unknown). ``data`` is
-    :func:`tables.variance_vs_param`'s frame. x is logarithmic for positive values over a
-    decade or more, linear otherwise (negative logits); y as :func:`_variance_scale` says. With
-    ``work``, the values are variances times evaluations per estimate (:func:`tables.at_equal_cost`)."""
-    levels = _facet_levels(data, facets)
+    (against k): one panel per facet (columns) and block of θ (rows), measured (mean ± 1 SE)
+    and exact (lines; none where unknown). ``data`` is :func:`tables.variance_vs_param`'s
+    frame. Each column has its own x values (a test function its own k); x is logarithmic for
+    positive values, linear where they include 0 or negatives; y per panel as
+    :func:`_variance_scale` says. Against ``samples`` (N), a dotted 1/N reference through each
+    estimator's value at the smallest N. With ``work``, the values are variances times
+    evaluations per estimate (:func:`tables.at_equal_cost`). ``notes``: a description per
+    estimator for the legend (what its baseline is). ``order``: of the facets' values, as
+    :func:`_facet_levels` takes it."""
+    levels = _facet_levels(data, facets, order)
     # The blocks in order, the total (logged alone by a run that learns one block) last.
     blocks = sorted(set(data["block"]) - {"total"}) + (["total"] if "total" in set(data["block"]) else [])
-    ks = sorted(data[param].unique())
-    logx = _log_x(ks)
+    per_n = param == "samples"
     with plt.rc_context(RC):
         fig, axes = _layout(len(blocks), len(levels), (3.0, 2.3), left=1.15, bottom=1.05, top=0.7, wgap=0.6,
-                            hgap=0.6, sharex=True)
-        for i, b in enumerate(blocks):
-            for j, level in enumerate(levels):
+                            hgap=0.6, sharex="col")
+        for j, level in enumerate(levels):
+            column = data[_facet_rows(data, facets, level)]
+            ks = sorted(column[param].unique())
+            logx = _log_x(ks)
+            for i, b in enumerate(blocks):
                 ax = axes[i, j]
-                cell = data[(data["block"] == b) & _facet_rows(data, facets, level)]
+                cell = column[column["block"] == b]
+                shown = [cell[["value", "exact"]].to_numpy().ravel()]
                 for est, e in cell.groupby("estimator", sort=True):
                     e = e.sort_values(param)
                     k, v, se = (e[c].to_numpy(dtype=float) for c in (param, "value", "se"))
@@ -272,20 +353,32 @@ def variance_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, 
                     if known.any():  # NaN: no closed form for this estimator, so no line
                         ax.plot(k[known], e["exact"].to_numpy(dtype=float)[known], color=colors[est], linewidth=1.2,
                                 zorder=2)
+                    if per_n and len(k) > 1:
+                        ref = e["exact"].to_numpy(dtype=float)
+                        first = ref[0] if np.isfinite(ref[0]) else v[0]
+                        if np.isfinite(first):
+                            line = first * k[0] / k
+                            ax.plot(k, line, color=colors[est], linestyle=":", linewidth=1.1, zorder=1)
+                            shown.append(line)
                 if logx:
                     _log(ax, "x")
-                _variance_scale(ax, cell[["value", "exact"]].to_numpy().ravel())
-                ax.set_xticks(ks, [_g(k) for k in ks])
+                _variance_scale(ax, np.concatenate(shown))
+                _x_ticks(ax, ks, logx)
                 ax.set_title(_facet_title(facets, level, formulas) + f"gradient {BLOCK_LABELS.get(b, b)}")
                 ax.set_xlabel(PARAM_LABELS.get(param, param) if i == len(blocks) - 1 else "")
                 measure = "tr Cov × evaluations" if work else "tr Cov"
                 ax.set_ylabel(f"{measure} of the {BLOCK_LABELS.get(b, b)} estimate\n({samples}; units of ∇L, squared)"
                               if j == 0 else "")
-        handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(set(data["estimator"]))]
+        notes = notes or {}
+        handles = [Line2D([], [], color=colors[e], linewidth=2, label=f"{e}: {notes[e]}" if e in notes else e)
+                   for e in sorted(set(data["estimator"]))]
         n = int(data["seeds"].max()) if len(data) else 0
         handles.append(Line2D([], [], color="0.4", marker="o", markersize=4, linestyle="none",
                               label=f"measured: mean ± 1 SE ({n} seed{'s' * (n != 1)})"))
         handles.append(Line2D([], [], color="0.4", linewidth=1.2, label="exact (where known)"))
+        if per_n:
+            handles.append(Line2D([], [], color="0.4", linestyle=":", linewidth=1.1,
+                                  label="∝ 1/N (reference, through the smallest N)"))
         _legend_and_title(fig, handles, title, left=1.15, right=0.25)
     return fig
 
@@ -318,22 +411,22 @@ def _dodge(x: np.ndarray, i: int, n: int, ks: Sequence[float], logx: bool) -> np
 
 
 def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, facets: Sequence[str] = (),
-                  formulas: dict | None = None) -> Figure:
+                  formulas: dict | None = None, order: dict | None = None) -> Figure:
     """The squared bias ‖E ĝ − ∇L‖² at θ₀ against the study's param: one panel per facet,
     measured (the probe's unbiased estimate, mean ± 1 SE; points of one x dodged apart) and
     exact (lines, where logged; 0 for an unbiased estimator). Each panel's y is linear, symlog
     beside a large bias, so that zeros and negative estimates show.
-    ``data`` is :func:`tables.bias_vs_param`'s frame."""
-    levels = _facet_levels(data, facets)
-    ks = sorted(data[param].unique())
-    logx = _log_x(ks)
+    ``data`` is :func:`tables.bias_vs_param`'s frame; ``order`` as :func:`_facet_levels` takes it."""
+    levels = _facet_levels(data, facets, order)
     ests = sorted(set(data["estimator"]))
     with plt.rc_context(RC):
-        fig, axes = _layout(1, len(levels), (3.4, 2.6), left=1.15, bottom=1.05, top=0.7, wgap=0.6)
+        fig, axes = _layout(1, len(levels), (3.4, 2.6), left=1.15, bottom=1.05, top=0.7, wgap=0.8)
         for j, level in enumerate(levels):
             ax = axes[0, j]
             ax.axhline(0.0, color="0.3", linewidth=0.8, zorder=1)
             cell = data[_facet_rows(data, facets, level)]
+            ks = sorted(cell[param].unique())  # each facet its own values (a test function its own k)
+            logx = _log_x(ks)
             for est, e in cell.groupby("estimator", sort=True):
                 e = e.sort_values(param)
                 k, v, se, exact = (e[c].to_numpy(dtype=float) for c in (param, "value", "se", "exact"))
@@ -348,7 +441,7 @@ def bias_vs_param(data: pd.DataFrame, colors: dict, title: str, param: str, face
             if linthresh is not None:
                 ax.set_yscale("symlog", linthresh=linthresh)
                 ax.yaxis.set_minor_locator(NullLocator())
-            ax.set_xticks(ks, [_g(k) for k in ks])
+            _x_ticks(ax, ks, logx)
             ax.set_title(_facet_title(facets, level, formulas) + f"gradient {BLOCK_LABELS['total']}")
             ax.set_xlabel(PARAM_LABELS.get(param, param))
             ax.set_ylabel("‖E ĝ − ∇L‖² at θ₀\n(units of ∇L, squared)" if j == 0 else "")
@@ -365,21 +458,22 @@ def _e3(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:.3g}"
 
 
-def mse_split(data: pd.DataFrame, colors: dict, title: str) -> Figure:
+def mse_split(data: pd.DataFrame, colors: dict, title: str, facets: Sequence[str] = ()) -> Figure:
     """The mean squared error of the estimate at θ₀ per estimator as one bar: bias² (hatched;
     the measured value clipped at 0) then the variance, one panel per distance (where the
     runs have one). Each bar is annotated with the measured bias² ± SE, the exact bias² where
-    logged, and the variance. ``data`` is :func:`tables.mse_split`'s frame for one setting."""
+    logged, and the variance. ``data`` is :func:`tables.mse_split`'s frame; one panel per
+    distance and value of the ``facets`` (other swept factors)."""
     data = _with_distance(data)
-    dists = _levels(data["problem.distance"])
+    dists = _columns(data, facets)
     ests = sorted(set(data["estimator"]))
     n_est = len(ests)
     with plt.rc_context(RC):
-        fig, axes = _layout(1, len(dists), (4.4, 0.8 * n_est + 0.2), left=0.35, right=0.35, bottom=1.1, top=0.75,
-                            wgap=0.45)
-        for j, d in enumerate(dists):
-            ax = axes[0, j]
-            cell = data[data["problem.distance"].isna() if pd.isna(d) else data["problem.distance"] == d]
+        shape = _wrap(len(dists), 4) if facets else (1, len(dists))
+        fig, axes = _layout(*shape, (4.4, 0.8 * n_est + 0.2), left=0.35, right=0.35, bottom=1.1, top=0.75,
+                            wgap=0.45, hgap=0.9)
+        for ax, d in zip(_hide_rest(axes, len(dists)), dists):
+            cell = _at(data, d, facets)
             rows = {r["estimator"]: r for r in cell.to_dict("records")}
             top = max([r["mse"] for r in rows.values() if np.isfinite(r["mse"])] + [0.0])
             for i, est in enumerate(ests):
@@ -401,7 +495,7 @@ def mse_split(data: pd.DataFrame, colors: dict, title: str) -> Figure:
             ax.set_xlim(0, top * 1.05 if top > 0 else 1.0)
             ax.set_yticks([])
             n = int(cell["seeds"].max()) if len(cell) else 0
-            ax.set_title(f"mean over {n} seed{'s' * (n != 1)}" + ("" if pd.isna(d) else f", D = {_g(d)}"))
+            ax.set_title(f"mean over {n} seed{'s' * (n != 1)}" + "".join(", " + p for p in _parts(d, facets)))
             ax.set_xlabel("E‖ĝ − ∇L‖² at θ₀ (units of ∇L, squared)")
         handles = [Patch(facecolor="0.6", alpha=0.55, hatch="////", edgecolor="0.2",
                          label="bias² (measured, clipped at 0)"),
@@ -415,19 +509,22 @@ CURVE_LABELS = {"elbo": "ELBO (nats)", "test_accuracy": "test accuracy (fraction
                 "grad_variance": r"tr Cov[ĝ] at $\theta_t$", "loss": r"loss L($\theta_t$)"}
 
 
-def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
-    """Curves against step, median and IQR over seeds: rows step sizes, columns the keys of
-    ``bands`` (each a :func:`tables.bands` frame), hue estimator."""
+def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str, facets: Sequence[str] = ()) -> Figure:
+    """Curves against step, median and IQR over seeds: rows step sizes (and values of the
+    ``facets``, other swept factors), columns the keys of ``bands`` (each a
+    :func:`tables.bands` frame), hue estimator."""
     keys = [k for k in bands if len(bands[k])]
-    alphas = _levels(pd.concat([bands[k]["step_size"] for k in keys]))
+    levels = _facet_levels(pd.concat([bands[k] for k in keys]), facets)
+    alphas = [(a, level) for a in _levels(pd.concat([bands[k]["step_size"] for k in keys])) for level in levels]
     with plt.rc_context(RC):
         fig, axes = _layout(len(alphas), len(keys), (3.2, 2.1), left=0.95, bottom=1.0, top=0.75, wgap=0.75,
                             hgap=0.55, sharex=True)
         for j, key in enumerate(keys):
             logy = key == "grad_variance" and _spans_decades(bands[key][["q25", "median", "q75"]].to_numpy().ravel())
-            for i, a in enumerate(alphas):
+            for i, (a, level) in enumerate(alphas):
                 ax = axes[i, j]
                 cell = bands[key][(bands[key]["step_size"] == a) if pd.notna(a) else bands[key]["step_size"].isna()]
+                cell = cell[_facet_rows(cell, facets, level)]
                 for est, e in cell.groupby("estimator", sort=True):
                     t = e["step"].to_numpy()
                     lo, mid, hi = (e[c].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
@@ -436,7 +533,8 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
                     ax.plot(t, mid, color=colors[est], linewidth=1.4)
                 if logy:
                     _log(ax)
-                ax.set_title(f"{CURVE_LABELS.get(key, key).split(' (')[0]}, α = {_g(a)}")
+                ax.set_title(f"{CURVE_LABELS.get(key, key).split(' (')[0]}, α = {_g(a)}"
+                             + "".join(f", {_short(f)} = {_value(v)}" for f, v in zip(facets, level)))
                 ax.set_xlabel("step t" if i == len(alphas) - 1 else "")
                 ax.set_ylabel(CURVE_LABELS.get(key, key))
         ests = sorted(set().union(*(bands[k]["estimator"] for k in keys)))
@@ -447,11 +545,14 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str) -> Figure:
 
 
 def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str, title: str,
-          tolerance: pd.DataFrame | None = None, exact: pd.DataFrame | None = None, signed: bool = False) -> Figure:
-    """Median and IQR over seeds against step: rows step sizes, columns distances, hue estimator;
-    ``exact`` (bands too), where given, dashed. ``signed``: values may be 0 or negative, so
-    the y axis stays linear."""
-    alphas, dists = _levels(table["step_size"]), _levels(_with_distance(table)["problem.distance"])
+          tolerance: pd.DataFrame | None = None, exact: pd.DataFrame | None = None, signed: bool = False,
+          facets: Sequence[str] = ()) -> Figure:
+    """Median and IQR over seeds against step: rows step sizes, columns distances (and values of
+    the ``facets``, other swept factors), hue estimator; ``exact`` (bands too), where given,
+    dashed. ``signed``: values may be 0 or negative, so the y axis stays linear."""
+    levels = _facet_levels(table, facets)
+    alphas = [(a, level) for a in _levels(table["step_size"]) for level in levels]
+    dists = _levels(_with_distance(table)["problem.distance"])
     exact = exact if exact is not None and len(exact) else None
     nr, nc = len(alphas), len(dists)
     with plt.rc_context(RC):
@@ -461,10 +562,11 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
         if exact is not None:
             values = np.concatenate([values, exact["median"].to_numpy()])
         logy = not signed and _spans_decades(values)
-        for i, a in enumerate(alphas):
+        for i, (a, level) in enumerate(alphas):
             for j, d in enumerate(dists):
                 ax = axes[i, j]
-                cell = _cell(bands, a, d)
+                d = (_none(d), *level)  # the panel: its distance and the facets' values
+                cell = _at(bands, d, facets, a)
                 for est, e in cell.groupby("estimator", sort=True):
                     t = e["step"].to_numpy()
                     lo, mid, hi = (e[k].replace(np.inf, np.nan).to_numpy() for k in ("q25", "median", "q75"))
@@ -475,15 +577,15 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
                         ax.plot(t[gone[0] - 1], mid[gone[0] - 1], marker="X", markersize=8, color=colors[est],
                                 markeredgecolor=WARN, linestyle="none")
                 if exact is not None:
-                    for est, e in _cell(exact, a, d).groupby("estimator", sort=True):
+                    for est, e in _at(exact, d, facets, a).groupby("estimator", sort=True):
                         ax.plot(e["step"].to_numpy(), e["median"].replace(np.inf, np.nan).to_numpy(),
                                 color=colors[est], linestyle="--", linewidth=1.1)
                 if tolerance is not None:
-                    tol = _cell(tolerance, a, d)["tol"]
+                    tol = _at(tolerance, d, facets, a)["tol"]
                     if len(tol) and np.isfinite(tol.iloc[0]) and tol.iloc[0] > 0:
                         ax.axhline(tol.iloc[0], color="0.4", linestyle=":", linewidth=1)
                 notes = []
-                cells = _cell(table, a, d)
+                cells = _at(table, d, facets, a)
                 for r in cells.to_dict("records"):
                     n = r["runs"]
                     k = round(r["diverged_fraction"] * n) if n else 0
@@ -495,7 +597,7 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
                             va="bottom", ha="left", bbox=dict(facecolor="white", alpha=0.8, linewidth=0, pad=1.5))
                 if logy:
                     _log(ax)
-                ax.set_title(f"α = {_g(a)}" + ("" if pd.isna(d) else f", D = {_g(d)}"))
+                ax.set_title(f"α = {_g(a)}" + "".join(", " + p for p in _parts(d, facets)))
                 ax.set_xlabel("step t" if i == nr - 1 else "")
                 ax.set_ylabel(ylabel if j == 0 else "")
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in sorted(colors)]
@@ -510,50 +612,66 @@ def _grid(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, *, ylabel: str
     return fig
 
 
-def convergence(bands: pd.DataFrame, table: pd.DataFrame, tolerance: pd.DataFrame, colors: dict, title: str) -> Figure:
+def convergence(bands: pd.DataFrame, table: pd.DataFrame, tolerance: pd.DataFrame, colors: dict, title: str,
+                facets: Sequence[str] = ()) -> Figure:
     """Figure 2: ‖θ_t − x‖ against step; diverged and failed runs are counted in each panel."""
-    return _grid(bands, table, colors, ylabel=r"$\|\theta_t - x\|$ (units of θ)", title=title, tolerance=tolerance)
+    return _grid(bands, table, colors, ylabel=r"$\|\theta_t - x\|$ (units of θ)", title=title, tolerance=tolerance,
+                 facets=facets)
 
 
 def variance_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str,
-                   exact: pd.DataFrame | None = None) -> Figure:
+                   exact: pd.DataFrame | None = None, facets: Sequence[str] = ()) -> Figure:
     """Figure 5: measured gradient variance at θ_t against step, and the exact where logged."""
-    return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title, exact=exact)
+    return _grid(bands, table, colors, ylabel=r"tr Cov[ĝ] at $\theta_t$", title=title, exact=exact, facets=facets)
 
 
 def bias_along(bands: pd.DataFrame, table: pd.DataFrame, colors: dict, title: str,
-               exact: pd.DataFrame | None = None) -> Figure:
+               exact: pd.DataFrame | None = None, facets: Sequence[str] = ()) -> Figure:
     """The measured bias² of the estimate at θ_t against step (a signed estimate: linear axis),
     and the exact where logged."""
-    return _grid(bands, table, colors, ylabel=r"‖E ĝ − ∇L‖² at $\theta_t$", title=title, exact=exact, signed=True)
+    return _grid(bands, table, colors, ylabel=r"‖E ĝ − ∇L‖² at $\theta_t$", title=title, exact=exact, signed=True,
+                 facets=facets)
 
 
-def outcomes(table: pd.DataFrame, title: str) -> Figure:
-    """Figure 3: per estimator, median final distance over step size × distance, diverged counts."""
+def _row(rows: list[tuple], r: dict, facets: Sequence[str]) -> int:
+    """The index of row ``r``'s (step size, facets' values) among ``rows``."""
+    return next(i for i, (a, level) in enumerate(rows)
+                if _same(a, r["step_size"]) and all(_same(v, r[f]) for f, v in zip(facets, level)))
+
+
+def outcomes(table: pd.DataFrame, title: str, facets: Sequence[str] = ()) -> Figure:
+    """Figure 3: per estimator, median final distance over step size (and values of the
+    ``facets``, other swept factors, a row each) × distance, diverged counts."""
     table = _with_distance(table)
     ests = sorted(table["estimator"].unique())
-    alphas, dists = _levels(table["step_size"]), _levels(table["problem.distance"])
+    levels = _facet_levels(table, facets)
+    alphas = [(a, level) for a in _levels(table["step_size"]) for level in levels]
+    dists = _levels(table["problem.distance"])
     finite = table["median_final_dist"].to_numpy(dtype=float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
     lo, hi = (finite.min(), finite.max()) if finite.size else (1e-3, 1.0)
     norm = LogNorm(vmin=lo, vmax=max(hi, lo * 10))
     cmap = sns.color_palette("viridis", as_cmap=True)
-    panel = (0.95 * len(dists), 0.6 * len(alphas))
+    panel = (0.95 * len(dists), max(0.6 * len(alphas), 1.2))  # room for the colour bar's label
     with plt.rc_context(RC):
-        fig, axes = _layout(1, len(ests), panel, left=0.95, right=1.45, bottom=0.65, top=0.85, wgap=0.9)
+        # Facets' values lengthen the row labels: room for them left of each panel.
+        fig, axes = _layout(1, len(ests), panel, left=0.95 if not facets else 2.3, right=1.45, bottom=0.65, top=0.85,
+                            wgap=0.9 if not facets else 2.3)
         for ax, est in zip(axes[0], ests):
             t = table[table["estimator"] == est]
             grid = np.full((len(alphas), len(dists)), np.nan)
             for r in t.to_dict("records"):
-                grid[_index(alphas, r["step_size"]), _index(dists, r["problem.distance"])] = r["median_final_dist"]
+                grid[_row(alphas, r, facets), _index(dists, r["problem.distance"])] = r["median_final_dist"]
             with np.errstate(invalid="ignore"):
                 shown = np.where(np.isfinite(grid) & (grid > 0), grid, np.nan)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # every cell empty: seaborn's colour range
                 sns.heatmap(shown, ax=ax, cmap=cmap, norm=norm, cbar=False, linewidths=1, linecolor="white",
-                            xticklabels=[_g(d) for d in dists], yticklabels=[_g(a) for a in alphas])
+                            xticklabels=[_g(d) for d in dists],
+                            yticklabels=[", ".join([_g(a), *(f"{_short(f)}={_value(v)}" for f, v in zip(facets, lv))])
+                                         for a, lv in alphas])
             for r in t.to_dict("records"):
-                i, j = _index(alphas, r["step_size"]), _index(dists, r["problem.distance"])
+                i, j = _row(alphas, r, facets), _index(dists, r["problem.distance"])
                 n, v = r["runs"], r["median_final_dist"]
                 k = round(r["diverged_fraction"] * n) if n else 0
                 text = "no run" if n == 0 else ("∞" if not np.isfinite(v) else f"{v:.3g}")
@@ -564,7 +682,7 @@ def outcomes(table: pd.DataFrame, title: str) -> Figure:
                         color="white" if dark else "black", fontweight="bold" if k else "normal")
             ax.set_title(est)
             ax.set_xlabel("distance D")
-            ax.set_ylabel("step size α")
+            ax.set_ylabel(", ".join(["step size α", *map(_short, facets)]))
             ax.tick_params(axis="y", rotation=0)
         W, H = fig.get_size_inches()
         cax = _inches(fig, W - 1.2, 0.65, 0.18, panel[1])
@@ -574,52 +692,63 @@ def outcomes(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def fair_comparison(best: pd.DataFrame, colors: dict, title: str) -> Figure:
-    """Figure 4: per estimator and distance, steps to tolerance at its best step size (IQR bars)."""
+def fair_comparison(best: pd.DataFrame, colors: dict, title: str, facets: Sequence[str] = ()) -> Figure:
+    """Figure 4: per estimator and distance, steps to tolerance at its best step size (IQR bars);
+    one panel per value of the ``facets`` (other swept factors), at most three a row."""
     ests = sorted(best["estimator"].unique())
     best = _with_distance(best)
     best = best.assign(D=best["problem.distance"].map(_g))
     dists = [_g(d) for d in _levels(best["problem.distance"])]
     budget = float(best["budget"].max()) if best["budget"].notna().any() else float("nan")
+    levels = _facet_levels(best, facets)
     with plt.rc_context(RC):
-        fig, axes = _layout(1, 1, (max(5.0, 1.1 * len(dists) * len(ests)), 3.8), left=0.95, right=0.3,
-                            bottom=0.65, top=0.45)
-        ax = axes[0, 0]
-        sns.barplot(data=best, x="D", y="median_steps_to_tol", hue="estimator", hue_order=ests, order=dists,
-                    palette=colors, errorbar=None, ax=ax)
-        for est, bars in zip(ests, ax.containers):
-            rows = {r["D"]: r for r in best[best["estimator"] == est].to_dict("records")}
-            labels = []
-            for patch, d in zip(bars.patches, dists):
-                r = rows.get(d)
-                if r is None:
-                    labels.append("")
-                    continue
-                x = patch.get_x() + patch.get_width() / 2
-                if r["reached"]:
-                    m = r["median_steps_to_tol"]
-                    ax.errorbar([x], [m], yerr=[[m - r["q25_steps_to_tol"]], [r["q75_steps_to_tol"] - m]],
-                                fmt="none", ecolor="0.2", capsize=3)
-                else:
-                    patch.set_hatch("//")
-                    patch.set_alpha(0.45)
-                k = round(r["diverged_fraction"] * r["runs"])
-                text = f"α={_g(r['step_size'])}" + ("" if r["reached"] else "\nnot reached")
-                labels.append(text + (f"\n{k}/{r['runs']} div." if k else ""))
-            ax.bar_label(bars, labels=labels, padding=2, fontsize=7.5)
-        if np.isfinite(budget):
-            ax.axhline(budget, color="0.4", linestyle=":", linewidth=1)
-            ax.text(0.99, budget, f"budget T = {budget:g}", transform=ax.get_yaxis_transform(), va="bottom",
-                    ha="right", fontsize=7.5, color="0.3")
-        if _spans_decades(best["median_steps_to_tol"]):
-            _log(ax)
-        elif np.isfinite(budget) and budget > 0:  # a budget of 0 steps (steps=0) has no scale to set
-            ax.set_ylim(0, budget * 1.3)
-        ax.set_xlabel("distance D (units of θ)")
-        ax.set_ylabel("steps to tolerance (median, IQR)")
-        ax.set_title(title)
-        ax.legend(title="estimator (at its best α)", loc="upper left")
+        fig, axes = _layout(*_wrap(len(levels), 3), (max(5.0, 1.1 * len(dists) * len(ests)), 3.8), left=0.95,
+                            right=0.3, bottom=0.65, top=0.45 if not facets else 0.85, wgap=0.75, hgap=0.9)
+        for ax, level in zip(_hide_rest(axes, len(levels)), levels):
+            _fair_panel(ax, best[_facet_rows(best, facets, level)], ests, dists, budget, colors)
+            ax.set_title(_facet_label(facets, level) if facets else title)
+            if ax is axes[0, 0]:
+                ax.legend(title="estimator (at its best α)", loc="upper left")
+            elif ax.get_legend() is not None:
+                ax.get_legend().remove()
+        if facets:
+            fig.suptitle(title, y=1 - 0.1 / fig.get_size_inches()[1], va="top")
     return fig
+
+
+def _fair_panel(ax, best: pd.DataFrame, ests: list, dists: list, budget: float, colors: dict) -> None:
+    sns.barplot(data=best, x="D", y="median_steps_to_tol", hue="estimator", hue_order=ests, order=dists,
+                palette=colors, errorbar=None, ax=ax)
+    for est, bars in zip(ests, ax.containers):
+        rows = {r["D"]: r for r in best[best["estimator"] == est].to_dict("records")}
+        labels = []
+        for patch, d in zip(bars.patches, dists):
+            r = rows.get(d)
+            if r is None:
+                labels.append("")
+                continue
+            x = patch.get_x() + patch.get_width() / 2
+            if r["reached"]:
+                m = r["median_steps_to_tol"]
+                ax.errorbar([x], [m], yerr=[[m - r["q25_steps_to_tol"]], [r["q75_steps_to_tol"] - m]],
+                            fmt="none", ecolor="0.2", capsize=3)
+            else:
+                patch.set_hatch("//")
+                patch.set_alpha(0.45)
+            k = round(r["diverged_fraction"] * r["runs"])
+            text = f"α={_g(r['step_size'])}" + ("" if r["reached"] else "\nnot reached")
+            labels.append(text + (f"\n{k}/{r['runs']} div." if k else ""))
+        ax.bar_label(bars, labels=labels, padding=2, fontsize=7.5)
+    if np.isfinite(budget):
+        ax.axhline(budget, color="0.4", linestyle=":", linewidth=1)
+        ax.text(0.99, budget, f"budget T = {budget:g}", transform=ax.get_yaxis_transform(), va="bottom",
+                ha="right", fontsize=7.5, color="0.3")
+    if _spans_decades(best["median_steps_to_tol"]):
+        _log(ax)
+    elif np.isfinite(budget) and budget > 0:  # a budget of 0 steps (steps=0) has no scale to set
+        ax.set_ylim(0, budget * 1.3)
+    ax.set_xlabel("distance D (units of θ)")
+    ax.set_ylabel("steps to tolerance (median, IQR)")
 
 
 def _plane_limits(picks: Sequence[dict]) -> tuple[tuple[float, float], tuple[float, float], bool]:
@@ -640,7 +769,27 @@ def _thin(n: int, most: int = 2000) -> np.ndarray:
     return np.unique(np.rint(np.linspace(0, n - 1, min(n, most))).astype(np.int64))
 
 
-def _plane(ax, p: dict, xlim, ylim, fontsize: float) -> None:
+def _rows(picks: Sequence[dict], facets: Sequence[str]) -> list[list[dict]]:
+    """The picked runs in rows, one per value of the ``facets`` (all in one row without)."""
+    rows: dict[tuple, list[dict]] = {}
+    for p in picks:
+        rows.setdefault(tuple(_value(p.get(f)) for f in facets), []).append(p)
+    return list(rows.values())
+
+
+def _grid_axes(fig_axes, rows: list[list[dict]]) -> list[tuple]:
+    """(axes, pick) in reading order; axes of a short row are hidden, not left empty."""
+    out = []
+    for i, row in enumerate(rows):
+        for j in range(fig_axes.shape[1]):
+            if j < len(row):
+                out.append((fig_axes[i, j], row[j]))
+            else:
+                fig_axes[i, j].set_visible(False)
+    return out
+
+
+def _plane(ax, p: dict, xlim, ylim, fontsize: float, facets: Sequence[str] = ()) -> None:
     theta = p["theta"]
     ax.scatter([theta[0, 0]], [theta[0, 1]], marker="o", s=45, color="black", label="θ₀", zorder=3)
     if p["optimum"] is not None:
@@ -652,24 +801,28 @@ def _plane(ax, p: dict, xlim, ylim, fontsize: float) -> None:
     ax.set_aspect("equal")
     stop = len(theta) - 1
     title = f"{p['estimator']}\nα = {_g(p['step_size'])}, D = {_g(p['problem.distance'])}, seed {p['seed']}"
+    title += "".join(f", {_short(f)} = {_value(p.get(f))}" for f in facets)
     ax.set_title(title + (f", diverged at t = {stop}" if p["diverged"] == 1 else ""), fontsize=fontsize)
     ax.set_xlabel("θ₁")
     ax.set_ylabel("θ₂")
 
 
-def trajectories(picks: Sequence[dict], title: str) -> Figure:
-    """Figure 6: θ_t in the plane, one panel per estimator, coloured by step (the notebook's scatter)."""
+def trajectories(picks: Sequence[dict], title: str, facets: Sequence[str] = ()) -> Figure:
+    """Figure 6: θ_t in the plane, one panel per estimator (a row per value of the ``facets``,
+    other swept factors), coloured by step (the notebook's scatter)."""
     xlim, ylim, leaves = _plane_limits(picks)
     cmap = sns.color_palette("viridis", as_cmap=True)
     stop_max = max(len(p["theta"]) - 1 for p in picks)
     with plt.rc_context(RC):
-        fig, axes = _layout(1, len(picks), (3.8, 3.8), left=0.75, right=1.2, bottom=0.6, top=0.95, wgap=0.8)
+        rows = _rows(picks, facets)
+        fig, axes = _layout(len(rows), max(map(len, rows)), (3.8, 3.8), left=0.75, right=1.2, bottom=0.6, top=0.95,
+                            wgap=0.8, hgap=0.95)
         # Most of the motion is early: a scale linear up to t = 10 and logarithmic beyond shows it.
         norm = SymLogNorm(linthresh=10, vmin=0, vmax=max(stop_max, 10), base=10)
-        for ax, p in zip(axes[0], picks):
+        for ax, p in _grid_axes(axes, rows):
             idx = _thin(len(p["theta"]))
             ax.scatter(p["theta"][idx, 0], p["theta"][idx, 1], c=idx, cmap=cmap, norm=norm, s=7, linewidths=0)
-            _plane(ax, p, xlim, ylim, fontsize=9)
+            _plane(ax, p, xlim, ylim, fontsize=9, facets=facets)
         axes[0, 0].legend(loc="upper left")
         W, H = fig.get_size_inches()
         cax = _inches(fig, W - 0.95, 0.6, 0.16, 3.8)
@@ -679,7 +832,7 @@ def trajectories(picks: Sequence[dict], title: str) -> Figure:
 
 
 def trajectory_gif(picks: Sequence[dict], colors: dict, path: Path, *, frames: int, title: str = "", dpi: int = 80,
-                   window: int = 50) -> None:
+                   window: int = 50, facets: Sequence[str] = ()) -> None:
     """The trajectories as an animated GIF of ``frames`` frames that stops on the last one.
 
     Each frame shows the path so far, faint, and its last ``window`` points, like the
@@ -690,10 +843,12 @@ def trajectory_gif(picks: Sequence[dict], colors: dict, path: Path, *, frames: i
     stop_max = max(len(p["theta"]) - 1 for p in picks)
     times = np.rint(np.linspace(0, stop_max, frames)).astype(np.int64)
     with plt.rc_context({**RC, "figure.dpi": dpi}):
-        fig, axes = _layout(1, len(picks), (3.0, 3.0), left=0.65, right=0.2, bottom=0.55, top=0.75, wgap=0.75)
+        rows = _rows(picks, facets)
+        fig, axes = _layout(len(rows), max(map(len, rows)), (3.0, 3.0), left=0.65, right=0.2, bottom=0.55, top=0.75,
+                            wgap=0.75, hgap=0.9)
         dynamic = []
-        for ax, p in zip(axes[0], picks):
-            _plane(ax, p, xlim, ylim, fontsize=7.5)
+        for ax, p in _grid_axes(axes, rows):
+            _plane(ax, p, xlim, ylim, fontsize=7.5, facets=facets)
             # Animated artists stay out of the static background and are drawn per frame.
             trail = ax.scatter([], [], s=3, color="0.6", alpha=0.5, linewidths=0, animated=True)
             head = ax.scatter([], [], s=10, color=colors[p["estimator"]], linewidths=0, animated=True)

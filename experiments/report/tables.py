@@ -57,11 +57,13 @@ def has_distance(runs: pd.DataFrame) -> pd.Series:
 
 def summary_columns(runs: pd.DataFrame) -> list[str]:
     """The summary columns the runs have numbers for: the distance's where some run has an
-    optimum, the loss's where some has none, the variance ratio where the reference ran."""
+    optimum and took steps, the loss's where some has none, the variance ratio where the
+    reference ran."""
     flags = has_distance(runs)
     drop = set()
-    if not flags.any():
-        drop |= set(DISTANCE_COLUMNS)
+    done = runs[runs["complete"]]
+    if not flags.any() or (len(done) and "steps" in done and (done["steps"] == 0).all()):
+        drop |= set(DISTANCE_COLUMNS)  # no optimum, or runs measured at θ₀ only: no final distance
     if flags.all():
         drop |= set(LOSS_COLUMNS)
     if not (runs["estimator"] == REFERENCE).any():
@@ -291,11 +293,16 @@ def _pool(wide: pd.DataFrame, cell: list[str], keys: list[str]) -> pd.DataFrame:
 
 
 def study_columns(sweep: Sweep) -> tuple[str | None, list[str]]:
-    """The θ₀ study's parameter (None: the sweep is no such study) and its other facets."""
+    """The θ₀ study's parameter (None: the sweep is no such study) and its other facets: the
+    problem's (:func:`~experiments.report.data.study_facets`), then any other factor the sweep
+    varies but the estimator (the hue) and the step size (step 0 does not depend on it)."""
     param = study_param(sweep.runs)
     if param is None:
         return None, []
-    return param, study_facets(sweep.runs[variance_study(sweep.runs)], param)
+    runs = sweep.runs[variance_study(sweep.runs)]
+    facets = study_facets(runs, param)
+    others = [f for f in sweep.factors if f not in (param, "estimator", "step_size", *facets) and runs[f].nunique() > 1]
+    return param, facets + others
 
 
 def variance_vs_param(sweep: Sweep) -> pd.DataFrame:
@@ -333,6 +340,31 @@ def variance_vs_param(sweep: Sweep) -> pd.DataFrame:
 
 
 variance_vs_k = variance_vs_param  # the name of the reference study's figure
+
+
+def variance_vs_samples(sweep: Sweep) -> pd.DataFrame:
+    """tr Cov[ĝ] at θ₀ per cell but the step size (step 0 does not depend on it), laid out as
+    :func:`variance_vs_param` with the block ``total``, for a sweep with steps over N: per
+    cell, over its n seeds, ``value`` v̄ = (1/n) Σ v_s and ``se`` √(Σ se_s²)/n from the logged
+    standard errors where the runs' probes logged them (else from the spread over seeds), and
+    ``exact`` where logged."""
+    keys = [f for f in sweep.factors if f != "step_size"]
+    cell = [*keys, "block"]
+    runs = one_per_seed(sweep.runs, sweep.factors)
+    names = {"grad_variance": "value", "grad_variance_se": "se", "grad_variance_exact": "exact"}
+    start = _at_start(sweep, names, runs["run_id"])
+    columns = [*[k for k in keys if k != "estimator"], "block", "estimator", "seeds", "value", "se", "exact"]
+    if start.empty:
+        return pd.DataFrame(columns=columns)
+    wide = start.assign(column=start["key"].map(names)).pivot(index="run_id", columns="column", values="value")
+    wide = wide.reindex(columns=list(names.values())).reset_index().merge(runs[["run_id", *keys, "seed"]],
+                                                                          on="run_id").assign(block="total")
+    out = _pool(wide, cell, keys)
+    if wide["se"].isna().all():  # no logged standard error: the spread over seeds, where there are several
+        spread = wide[wide["value"].notna()].groupby(cell, sort=True, dropna=False)["value"].agg(["std", "size"])
+        out = out.drop(columns="se").merge(spread.reset_index(), on=cell, how="left")
+        out["se"] = out["std"] / np.sqrt(out["size"])
+    return out[columns].sort_values(cell, kind="stable").reset_index(drop=True)
 
 
 def bias_vs_param(sweep: Sweep) -> pd.DataFrame:
@@ -420,3 +452,68 @@ def missing(sweep: Sweep) -> dict:
         "absent": absent,
         "holes": holes,
     }
+
+
+# The curves of a problem that trains a model: its ELBO on training data and on held-out data.
+TRAINING_CURVES = ("elbo", "test_elbo")
+
+
+def trains_a_model(sweep: Sweep) -> bool:
+    """Whether the sweep's problem trains a model: its runs declare and log every curve of
+    :data:`TRAINING_CURVES`."""
+    logged = set(sweep.curves["key"]) if len(sweep.curves) else set()
+    return all(k in sweep.problem_curves and k in logged for k in TRAINING_CURVES)
+
+
+def _per_run_cost(sweep: Sweep) -> pd.DataFrame:
+    """Per complete run: its last logged step (T, or where it diverged), the seconds per step
+    ``wall_time_s`` / that step (the whole run's time, probes and curves included: the runs log
+    no time per step), and the evaluations of f (or ∇f) per datum one step costs,
+    ``evals_per_estimate`` (N included; NaN where the estimator declares no cost)."""
+    done = sweep.runs[sweep.runs["complete"]]
+    curve = sweep.curves[sweep.curves["key"].isin(TRAINING_CURVES)]
+    last = curve.groupby("run_id")["step"].max().rename("last_step")
+    out = done.join(last, on="run_id")
+    steps = out["last_step"].where(out["last_step"] > 0)
+    out["seconds_per_step"] = out["wall_time_s"] / steps
+    out["evals_per_step"] = out["evals_per_estimate"] if "evals_per_estimate" in out else np.nan
+    return out
+
+
+def training_bands(sweep: Sweep, key: str) -> pd.DataFrame:
+    """:func:`bands` of the training curve ``key`` (an ELBO: a diverged run counts up to its last
+    logged step), with two more x axes per grid cell: ``wall_time`` = step × the median over the
+    cell's runs of ``wall_time_s`` / steps, and ``evaluations`` = step × ``evals_per_estimate``
+    (median over the cell's runs), the evaluations of f (or ∇f) per datum spent up to that step."""
+    band = bands(sweep, key, far_after_stop=False)
+    factors = list(sweep.factors)
+    if band.empty:
+        return band.assign(wall_time=pd.Series(dtype=float), evaluations=pd.Series(dtype=float))
+    cost = _per_run_cost(sweep).groupby(factors, sort=True, dropna=False)[["seconds_per_step", "evals_per_step"]]
+    out = band.merge(cost.median().reset_index(), on=factors, how="left")
+    out["wall_time"] = out["step"] * out.pop("seconds_per_step")
+    out["evaluations"] = out["step"] * out.pop("evals_per_step")
+    return out
+
+
+def training_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per grid cell of a sweep that trains a model: complete runs, steps, the cost of one
+    estimate (``evals_per_estimate``, evaluations of f or ∇f per datum, N included;
+    ``wall_time_per_estimate_s``, the mean time of the loop's estimator calls) and of the whole
+    run (``evals_per_datum`` = steps × evaluations per estimate; ``wall_time_s``), and each
+    training curve's final value (at the run's last logged step), all medians over the cell's
+    runs (its seeds)."""
+    factors = list(sweep.factors)
+    runs = _per_run_cost(sweep)
+    curve = sweep.curves[sweep.curves["key"].isin(TRAINING_CURVES)].sort_values(["run_id", "key", "step"])
+    final = curve.groupby(["run_id", "key"])["value"].last().unstack("key")
+    final = final.reindex(columns=list(TRAINING_CURVES)).rename(columns=lambda k: f"median_final_{k}")
+    runs = runs.join(final, on="run_id").assign(evals_per_datum=lambda d: d["last_step"] * d["evals_per_step"])
+    if "wall_time_per_estimate_s" not in runs:
+        runs = runs.assign(wall_time_per_estimate_s=np.nan)
+    columns = {"steps": "last_step", "evals_per_estimate": "evals_per_step", "evals_per_datum": "evals_per_datum",
+               "wall_time_per_estimate_s": "wall_time_per_estimate_s", "wall_time_s": "wall_time_s",
+               **{f"median_final_{k}": f"median_final_{k}" for k in TRAINING_CURVES}}
+    table = runs.groupby(factors, sort=True, dropna=False).agg(
+        runs=("run_id", "size"), **{name: (column, "median") for name, column in columns.items()})
+    return table.reset_index().sort_values(factors, kind="stable").reset_index(drop=True)

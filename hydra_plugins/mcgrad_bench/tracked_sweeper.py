@@ -8,6 +8,10 @@
 - The same grid again (same job configs, tag ``sweep_key``) resumes that sweep: grid points
   with a FINISHED run are skipped, runs left RUNNING by a killed process are marked FAILED,
   and the rest run. ``hydra.sweeper.rerun=true`` starts a new sweep instead.
+- Launcher options the launcher refuses (``hydra.launcher.n_jobs=0``) are refused before
+  the parent run exists. One line per finished job says how far the sweep is
+  (:mod:`experiments.sweep.progress`); when it ends, the parent run gets the per-cell
+  summary as a table (:mod:`experiments.sweep.summary`).
 """
 
 import hashlib
@@ -132,6 +136,10 @@ class TrackedSweeper(Sweeper):
         from experiments.config import ConfigError, refuse
 
         assert self.launcher is not None and self.config is not None
+        try:  # before the store is touched: a refused option leaves no parent run behind
+            check_launcher(self.launcher)
+        except (ValueError, TypeError) as err:
+            refuse(launcher_refusal(self.launcher, err))
         jobs, uri, experiment = self._plan(arguments)
         # Before the parent run exists: a sweep folder that cannot be written fails here.
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -176,21 +184,28 @@ class TrackedSweeper(Sweeper):
             except ConfigError as err:
                 refuse(str(err))
 
-        extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'"]
+        from experiments.sweep.progress import Progress, progress_file
+
+        marks = progress_file(sweep_dir, sweep_id)
+        extra = [f"++tracking.parent_run_id='{parent}'", f"++tracking.sweep_id='{sweep_id}'",
+                 f"++tracking.progress='{marks}'"]
         todo = [overrides + extra for overrides, h in jobs if h not in done]
         returns: List[Sequence[JobReturn]] = []
         failures: List[JobReturn] = []
         diverged = 0
         error: Optional[BaseException] = None
         try:
-            for start, batch in enumerate_batches(todo, self.max_batch_size):
-                results = self.launcher.launch(batch, initial_job_idx=start)
-                returns.append(results)
-                for r in results:
-                    if r.status == JobStatus.FAILED:
-                        failures.append(r)
-                    elif isinstance(r.return_value, dict) and r.return_value.get("diverged"):
-                        diverged += 1
+            with Progress(sweep_id, len(todo), marks) as progress:
+                for start, batch in enumerate_batches(todo, self.max_batch_size):
+                    results = self.launcher.launch(batch, initial_job_idx=start)
+                    returns.append(results)
+                    for r in results:
+                        if r.status == JobStatus.FAILED:
+                            failures.append(r)
+                        elif isinstance(r.return_value, dict) and r.return_value.get("diverged"):
+                            diverged += 1
+                    ended = sum(len(b) for b in returns)
+                    progress.update(ended - len(failures), len(failures))
         except BaseException as err:
             error = err
             raise
@@ -209,15 +224,72 @@ class TrackedSweeper(Sweeper):
         status = tracking.job_status(error) if error else (tracking.FAILED if failures else tracking.FINISHED)
         metrics = {"jobs": jobs, "jobs_failed": len(failures), "runs_diverged": diverged}
         try:
-            if error is not None:
-                # Jobs in other processes (parallel launchers) cannot close their own runs.
-                running = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
-                tracking.close_runs(uri, running, status, f"sweep stopped: {type(error).__name__}")
-            metrics["jobs_done"] = sum(1 for _ in tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
-        except Exception as err:  # the parent must still be closed; the next resume tidies up
-            log.warning("could not close the sweep's job runs: %s", err)
+            from experiments.sweep.summary import TABLE_FILE, cell_summary
+
+            table: dict = {}
+            try:
+                if error is not None:
+                    # Jobs in other processes (parallel launchers) cannot close their own runs.
+                    running = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
+                    tracking.close_runs(uri, running, status, f"sweep stopped: {type(error).__name__}")
+                # Read page by page; the summary keeps each run's metrics only.
+                table = cell_summary(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
+                metrics["jobs_done"] = sum(table["runs"])
+            except Exception as err:  # the parent must still be closed; the next resume tidies up
+                log.warning("could not close the sweep's job runs: %s", err)
+            if table.get("runs") and not isinstance(error, (KeyboardInterrupt, SystemExit)):
+                try:
+                    tracking.log_table(uri, parent, table, TABLE_FILE)
+                except Exception as err:  # a convenience: the parent must still be closed
+                    log.warning("could not log the sweep's summary table: %s", err)
         finally:
             tracking.end_run(uri, parent, status, metrics=metrics)
+
+
+def check_launcher(launcher: Any) -> None:
+    """Try the launcher's own setup with no job, raising what it raises for options it refuses.
+
+    Hydra's joblib launcher builds ``joblib.Parallel`` from its options only when it launches,
+    after the sweep's parent run exists; ``Parallel(...)([])`` checks them (``n_jobs=0``,
+    ``batch_size=0``, ``pre_dispatch``) and starts no worker. Other launchers: nothing to try.
+    """
+    options = getattr(launcher, "joblib", None)
+    if not isinstance(options, dict) or type(launcher).__name__ != "JoblibLauncher":
+        return
+    from joblib import Parallel
+
+    settings = {**options, "backend": "loky"}  # as the launcher does: loky is hard-coded
+    for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # and so is this conversion
+        if settings.get(key):
+            try:
+                settings[key] = int(settings[key])
+            except ValueError:
+                pass
+    Parallel(**settings)([])
+
+
+# What joblib accepts, for the options it checks (joblib.Parallel's documentation).
+_JOBLIB_ALLOWED = {
+    "n_jobs": "an integer other than 0 (-1: every core)",
+    "batch_size": "auto or an integer >= 1",
+    "pre_dispatch": "all, an integer, or an expression in n_jobs such as 2*n_jobs",
+    "prefer": "processes, threads or null",
+    "require": "sharedmem or null",
+    "verbose": "an integer >= 0",
+}
+
+
+def launcher_refusal(launcher: Any, err: BaseException) -> str:
+    """One line for launcher options the launcher refused: the option and its value where the
+    launcher's message names it."""
+    message = _one_line(err).rstrip(".")
+    options = getattr(launcher, "joblib", None) or {}
+    for key, value in options.items():
+        named = message.startswith(key) or f"{key}=" in message
+        if named or (key == "pre_dispatch" and "arithmetic expression" in message):
+            allowed = _JOBLIB_ALLOWED.get(key, "a value joblib.Parallel accepts")
+            return f"invalid hydra.launcher.{key}={value}: {message}; allowed: {allowed}"
+    return f"invalid hydra.launcher options: {message}; allowed: values the launcher accepts"
 
 
 def enumerate_batches(jobs: List[List[str]], size: Optional[int]):

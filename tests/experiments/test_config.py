@@ -205,3 +205,20 @@ def test_hash_does_not_depend_on_where_the_code_lives(compose_config):
 )
 def test_redact_uri(uri, expected):
     assert redact_uri(uri) == expected
+
+
+NESTED_OPTIONS = sorted(
+    (str(path.parent.relative_to(CONF_DIR)), path.stem)
+    for path in CONF_DIR.glob("*/*/*.yaml")
+)
+
+
+@pytest.mark.parametrize("group, option", GROUP_OPTIONS + NESTED_OPTIONS, ids=lambda x: str(x))
+def test_every_built_in_option_takes_only_arguments_its_target_accepts(compose_config, group, option):
+    """The signature check (``check_options``) and the memory bound pass every option shipped."""
+    from experiments.config import check_memory, check_options
+
+    base = ("estimator=score_function",) if group.startswith("estimator/") else ()
+    cfg = compose_config(*base, f"{group}={option}")
+    check_options(cfg)
+    check_memory(cfg)

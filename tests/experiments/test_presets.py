@@ -27,7 +27,9 @@ BLOCKS = ["grad_variance", "grad_variance/mean", "grad_variance/scale"]
 
 def test_variance_vs_k_logs_measured_and_exact_variances_per_block_at_step_zero(store):
     ks = ["0.5", "2.0"]
-    proc = store.run("-m", "experiment=variance_vs_k", "problem.k=" + ",".join(ks), "variance_samples=20000")
+    # problem.k replaces the preset's per-function k points; one point (_point_) keeps each k once.
+    proc = store.run("-m", "experiment=variance_vs_k", "_point_=k1", "problem.k=" + ",".join(ks),
+                     "variance_samples=20000")
     assert proc.returncode == 0, proc.stderr[-3000:]
     kids = children(store.runs())
     estimators = {"score_function", "score_function_oracle_baseline", "score_function_optimal_baseline",
@@ -139,3 +141,18 @@ def test_implicit_vs_k_logs_both_blocks_against_their_exact_values(store):
                                                                                                     "grad_variance_se")]
             assert abs(at0[name] - exact) < 5 * se + 1e-12, (run["params.estimator.name"], run["params.problem.f"],
                                                               run["params.problem.k"], name, at0[name], exact, se)
+
+
+def test_binary_vae_trains_every_bernoulli_estimator_and_the_pathwise_one_on_gaussian_latents(store):
+    proc = store.run("-m", "experiment=binary_vae", "steps=4", "seed=0", "variance_samples=3", "log_points=2",
+                     "problem.test_samples=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kids = children(store.runs())
+    assert set(zip(kids["params.estimator.name"], kids["params.problem.latent"])) == {
+        *((e, "bernoulli") for e in DISCRETE), ("reparameterization", "gaussian")}
+    assert (kids["status"] == "FINISHED").all() and (kids["params.optimizer.name"] == "adam").all()
+    for name in ("elbo", "test_elbo", "loss", "grad_variance", "work_normalized_variance", "evals_per_estimate",
+                 "wall_time_per_estimate_s"):
+        assert kids[f"metrics.{name}"].notna().all(), name
+    assert (kids["metrics.elbo"] == -kids["metrics.loss"]).all()
+    assert (kids["metrics.test_elbo"] < 0).all()

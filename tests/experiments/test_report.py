@@ -144,7 +144,10 @@ def test_a_sweep_with_failed_and_missing_runs_still_reports(store, compose_confi
         assert cell["failed"].item() == n and cell["runs"].item() == 2 - n
         if n == 2:  # no run left in the cell: no statistic, not a zero
             assert np.isnan(cell["median_final_dist"].item())
-    assert {f"{name}.png" for name in FIGURES} <= set(files(index.parent))
+    # Complete runs at D = 1 only: no single-point figure against D, and a line saying why.
+    assert {f"{name}.png" for name in FIGURES if name != "variance_vs_distance"} <= set(files(index.parent))
+    assert "variance_vs_distance.png" not in set(files(index.parent))
+    assert "Complete runs at one distance D only: no curve against D." in page
 
 
 def test_a_bad_sweep_id_is_refused_in_one_line(sweep):
@@ -179,7 +182,7 @@ def studies(tmp_path_factory):
     from tests.conftest import Store
 
     grids = {
-        "variance_vs_k": ["experiment=variance_vs_k", "variance_samples=2000", "problem.k=0.5,2.0",
+        "variance_vs_k": ["experiment=variance_vs_k", "variance_samples=2000", "problem.k=0.5,2.0", "_point_=k1",
                           "problem.f=cos,exp", "estimator=score_function,reparameterization"],
         "logreg": ["experiment=logreg", "steps=20", "estimator=reparameterization", "seed=0,1",
                    "variance_samples=5", "log_points=5"],
@@ -199,7 +202,7 @@ def test_a_variance_vs_k_sweep_draws_the_logged_variances_against_k(studies, com
     index = build_report(report_cfg(compose_config, store, "log_to_mlflow=false"))
     page = index.read_text()
     assert (index.parent / "variance_vs_k.png").is_file() and 'href="variance_vs_k.png"' in page
-    assert "Gradient variance at θ₀ against k" in page and "see the variance against k above" in page
+    assert "Gradient variance at θ₀ against k" in page and "convergence" not in page
     assert Image.open(index.parent / "variance_vs_k.png").size[0] > 300
     data = tables.variance_vs_k(read_sweep(store.uri, "mcgrad-bench"))
     assert pd.read_csv(index.parent / "variance_vs_k.csv").shape == data.shape == (16, 8)

@@ -47,3 +47,47 @@ def test_mlflow_telemetry_is_off_in_the_suites_processes():
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
+
+
+def _refusal(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mcgrad-bench: error: invalid tracking.uri=")
+    return lines[0]
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "/tmp/mlruns", "mlruns", "C:/mlruns"])
+def test_file_store_uris_are_refused_by_design(monkeypatch, uri):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    assert "file store" in tracking.refused_by_design(uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out is respected
+    assert tracking.refused_by_design(uri) is None
+
+
+def test_database_uris_need_their_driver():
+    assert tracking.refused_by_design("postgresql://u@127.0.0.1:9/db") is None  # psycopg: the extra, installed
+    assert tracking.refused_by_design("sqlite:///mlflow.db") is None
+    assert tracking.refused_by_design("http://127.0.0.1:9") is None
+    assert "MySQLdb" in tracking.refused_by_design("mysql://127.0.0.1:9/db")
+    assert "pg8000" in tracking.refused_by_design("postgresql+pg8000://127.0.0.1:9/db")
+
+
+def test_file_store_is_refused_as_refused_by_mlflow_not_as_unreachable(store, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store.uri = f"file:{store.root}/mlruns"
+    for args in ([], ["-m", "hydra.sweeper.params=null", "steps=1", "seed=0,1"]):
+        line = _refusal(store.run(*args, timeout=120))
+        assert "file store" in line and "MLFLOW_ALLOW_FILE_STORE" in line and "unreachable" not in line
+    assert not (store.root / "mlruns").exists()
+
+
+def test_postgresql_uri_without_its_driver_names_the_extra_to_install(store, tmp_path, monkeypatch):
+    # psycopg made unimportable for the CLI's process only, as on a machine without the extra.
+    blocker = tmp_path / "no-driver" / "psycopg"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
+    store.uri = "postgresql://mcgrad:s3cr3t@127.0.0.1:9/mlflow"
+    line = _refusal(store.run(timeout=120))
+    assert "driver is not installed" in line and "pip install 'mcgrad-bench[postgres]'" in line
+    assert "s3cr3t" not in line  # the password is redacted, as everywhere

@@ -278,3 +278,40 @@ def test_gaussian_kl_and_elbo_against_monte_carlo():
     est = vae.gaussian_elbo(p, x, 20_000, np.random.default_rng(12))
     se = neg.std(axis=0, ddof=1) / math.sqrt(len(neg))
     assert (np.abs(-neg.mean(axis=0) - est) <= 2 * Z * se).all()  # two independent means
+
+
+# --- The problem the suite trains (problem=binary_vae).
+
+
+@pytest.mark.parametrize("key, value", [("latents", 0), ("latents", 2.5), ("binarize", "dither"), ("batch", 0),
+                                        ("batch", 5000), ("test_samples", 0), ("latent", "poisson"),
+                                        ("test_fraction", 1.0), ("split_seed", -1)])
+def test_the_problem_refuses_a_bad_key_in_one_line(key, value):
+    from problems.binary_vae import BinaryVAE
+
+    with pytest.raises(ValueError, match=rf"^invalid problem\.{key}=") as err:
+        BinaryVAE(**{key: value})
+    assert "\n" not in str(err.value) and "allowed: " in str(err.value)
+
+
+def test_the_problem_is_trainable_with_one_distribution_per_datum():
+    from problems.base import Trainable
+    from problems.binary_vae import BinaryVAE
+
+    for latent, width in (("bernoulli", 7), ("gaussian", 14)):
+        problem = BinaryVAE(latents=7, batch=9, latent=latent)
+        assert isinstance(problem, Trainable) and problem.family.batch_shape == (9,)
+        theta = problem.init(np.random.default_rng(0))
+        x = next(problem.minibatches(np.random.default_rng(1)))
+        f, params = problem.integrand(theta, x)
+        assert x.shape == (9, 64) and np.shape(params[0]) == (9, 7)
+        g = np.random.default_rng(2).standard_normal((9, width))
+        assert problem.encoder_grad(x, g, params).shape == (width * 65,)
+
+
+def test_dynamic_minibatches_are_binary_and_fresh():
+    from problems.binary_vae import BinaryVAE
+
+    batches = BinaryVAE(binarize="dynamic", batch=20).minibatches(np.random.default_rng(0))
+    one, two = next(batches), next(batches)
+    assert set(np.unique(one)) <= {0.0, 1.0} and one.shape == (20, 64) and not np.array_equal(one, two)
