@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_suite.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_families.py
+	$(PY) benchmarks/bench_vae.py
 	$(PY) benchmarks/bench_server.py
 
 # Prints the links to the latest sweep's runs and parent run first (MLflow 3 opens an experiment

@@ -145,7 +145,10 @@ def _layout(sweep: Sweep) -> dict:
     study = tables.variance_vs_param(sweep)
     # A θ₀ study draws its bias against its param instead.
     split = tables.mse_split(sweep) if not len(study) else pd.DataFrame()
-    return {"summary": summary, "best": best, "param": param, "facets": facets, "study": study, "split": split,
+    # A problem that trains a model (its runs log an ELBO and a test ELBO): final values and costs.
+    training = tables.training_table(sweep) if tables.trains_a_model(sweep) and not at_start else None
+    return {"summary": summary, "best": best, "training": training, "param": param, "facets": facets, "study": study,
+            "split": split,
             "colors": figures.palette(sorted(runs["estimator"].unique())),
             # A sweep at θ₀ over a param: its study figures cover the whole sweep.
             "study_only": bool(len(study)) and bool(variance_study(runs)[runs["complete"]].all())}
@@ -162,7 +165,8 @@ def plan(sweep: Sweep) -> list[str]:
 
 def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild: str = "") -> Path:
     """Write ``summary.csv``, ``fair_comparison.csv`` (runs with a distance and steps only), the
-    θ₀ study's numbers or the MSE split's (``mse_split.csv``) where drawn, the figures of
+    θ₀ study's numbers or the MSE split's (``mse_split.csv``) where drawn, ``training.csv`` for a
+    sweep that trains a model (:func:`tables.trains_a_model`), the figures of
     :func:`plan` and ``index.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for pattern in OWNED:
@@ -174,13 +178,16 @@ def write_report(sweep: Sweep, out: Path, options: Options = Options(), rebuild:
         _csv(_fair(layout["best"], sweep.factors), out / "fair_comparison.csv")
     if len(layout["split"]):
         _csv(layout["split"], out / "mse_split.csv")
+    if layout["training"] is not None:
+        _csv(layout["training"], out / "training.csv")
     sections = _sections(sweep, layout)
     for _, made in sections:
         for section in made:
             if section.draw is not None:
                 section.draw(out, options)
     index = out / "index.html"
-    index.write_text(_page(sweep, out, layout["summary"], layout["best"], sections, rebuild), encoding="utf-8")
+    index.write_text(_page(sweep, out, layout["summary"], layout["best"], sections, rebuild, layout["training"]),
+                     encoding="utf-8")
     return index
 
 
@@ -212,13 +219,17 @@ def _sections(sweep: Sweep, layout: dict) -> list[tuple[str, list[Section]]]:
     tol = _tolerance(runs, factors)
     picks = tables.trajectory_runs(runs, factors)
     # The problem's own curves: +inf after a divergence would read as "best" for some (an ELBO).
-    own = {key: tables.bands(sweep, key, far_after_stop=False) for key in sweep.problem_curves}
+    # A model's training curves get figures of their own (against step, time and evaluations).
+    training = {key: tables.training_bands(sweep, key) for key in tables.TRAINING_CURVES} \
+        if layout["training"] is not None else {}
+    own = {key: tables.bands(sweep, key, far_after_stop=False) for key in sweep.problem_curves if key not in training}
     short = param.removeprefix("problem.") if param else ""
     # One copy of each section: factors beyond the estimator, step size and distance are facets in it.
     sub = {
         "table": summary, "best": best, "start": start, "start_work": start_work, "dist": dist, "loss": loss,
         "var": var, "exact": exact, "bias": bias, "bias_exact": bias_exact, "tol": tol,
-        "picks": _planar(picks, sweep.trajectories), "own": own, "study": short if len(study) else "", "split": split,
+        "picks": _planar(picks, sweep.trajectories), "own": own, "training": training,
+        "study": short if len(study) else "", "split": split,
         "distance": bool(tables.has_distance(runs).any()),
         "distances": runs["problem.distance"].nunique() if "problem.distance" in runs else 0,
         # Runs that only measured at θ₀ have one point per curve: nothing to draw against step.
@@ -461,6 +472,26 @@ CAPTIONS = {
         "(its exact bias² at θ₀ is not 0, or was not derived): its bias moves with θ_t, while an unbiased "
         "estimator's stays at 0.",
     ),
+    "training_vs_step": (
+        "Training: the ELBO against step",
+        "The training ELBO (per datum, on a fixed subset of the training data) and the test ELBO (held out) "
+        "against step t: median over seeds with the inter-quartile band; a diverged run counts up to its last "
+        "logged step. Higher is better. Final values: training.csv and the table below.",
+    ),
+    "training_vs_wall_time": (
+        "Training: the ELBO against wall time",
+        "The same curves against seconds. The runs log no time per step: each run's wall_time_s (the whole "
+        "run, its variance probes and evaluation curves included) over its steps gives its seconds per step, "
+        "and logged step t is placed at t × the median of that over the cell's seeds. So the axis is "
+        "proportional to step within a curve, and compares estimators by their measured cost per step.",
+    ),
+    "training_vs_evaluations": (
+        "Training: the ELBO against evaluations of f",
+        "The same curves against the evaluations of f (or ∇f) per datum spent up to step t: t × "
+        "evals_per_estimate, which each estimator declares per datum with the N samples of an estimate "
+        "included (2 per antithetic pair for ARM and DisARM, 2d per sample for the measure-valued estimator). "
+        "Estimators compared at equal cost rather than at equal steps.",
+    ),
     "problem_curves": (
         "Curves of the problem",
         "The curves the problem declares, against step: median over seeds with the inter-quartile "
@@ -546,6 +577,17 @@ def _figures(sub: dict, colors: dict, facets: Sequence[str]) -> list[Section]:
         save("bias_along_trajectory", lambda: figures.bias_along(
             sub["bias"], sub["table"], colors, "Squared bias of the gradient along the trajectory",
             exact=sub["bias_exact"], **kw))
+    training = {key: band for key, band in sub["training"].items() if len(band)}
+    if training:
+        names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in training])
+        for axis, label, against in TRAINING_AXES:
+            if training_drawn(training, axis):
+                save(f"training_vs_{axis}", lambda axis=axis, label=label, against=against: figures.curves(
+                    training, colors, f"{names} against {against}, median and IQR over seeds", x=axis,
+                    xlabel=label, **kw), heading=f"Training: {names} against {against}")
+            elif axis == "evaluations":
+                skip("training_vs_evaluations", "No estimator of the sweep declares what one estimate costs "
+                                                "(evals_per_estimate): no axis of evaluations.")
     own = {key: band for key, band in sub["own"].items() if len(band)}
     if own:
         names = _and([figures.CURVE_LABELS.get(key, key).split(" (")[0] for key in own])
@@ -566,6 +608,18 @@ def _figures(sub: dict, colors: dict, facets: Sequence[str]) -> list[Section]:
         else:
             skip("trajectories", "No complete 2-d run with a logged trajectory: nothing to draw in the plane.")
     return made
+
+
+# The x axes of a model's training curves: the column of tables.training_bands, its label, its name.
+TRAINING_AXES = (("step", "step t", "step"),
+                 ("wall_time", "seconds (t × wall_time_s / steps)", "wall time"),
+                 ("evaluations", "evaluations of f (or ∇f) per datum", "evaluations of f"))
+
+
+def training_drawn(training: dict[str, pd.DataFrame], axis: str) -> bool:
+    """Whether some training band has a value on ``axis`` beyond step 0 (an estimator that
+    declares no cost has no evaluations axis)."""
+    return any(band.loc[band["step"] > 0, axis].notna().any() for band in training.values())
 
 
 def _and(items: Sequence[str]) -> str:
@@ -683,13 +737,24 @@ COLUMNS = {
     "median_grad_variance": "median over runs of the same",
     tables.RATIO: f"that variance over the {tables.REFERENCE}'s in the same cell",
 }
+# What each column of the training table holds.
+TRAINING_COLUMNS = {
+    "runs": "completed runs",
+    "steps": "steps taken (the last logged step: T, or where a run diverged)",
+    "evals_per_estimate": "evaluations of f (or ∇f) per datum one estimate costs, N included",
+    "evals_per_datum": "evaluations per datum over the run (steps × evaluations per estimate)",
+    "wall_time_per_estimate_s": "seconds per estimate (mean time of the loop's estimator calls)",
+    "wall_time_s": "seconds per run",
+    "median_final_elbo": "final training ELBO",
+    "median_final_test_elbo": "final test ELBO",
+}
 FACTORS = {"step_size": "step size", "problem.distance": "distance"}
 # Cosmetic names of a θ₀ study's facets in its figure titles; any other facet goes by its name.
 FACET_LABELS = {"problem.f": "test function f"}
 
 
 def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | None, sections: list,
-          rebuild: str) -> str:
+          rebuild: str, training: pd.DataFrame | None = None) -> str:
     parent = sweep.parent or {"run_id": "–", "status": "–", "tags": {}, "metrics": {}}
     tags = parent["tags"]
     commits = set(sweep.runs["git_commit"].dropna()) | ({tags["git_commit"]} if "git_commit" in tags else set())
@@ -712,7 +777,8 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | N
         f'<tr><th class="t">{_e(k)}</th><td class="t">{f"<code>{_e(v)}</code>" if k == "rebuild" else _e(v)}</td></tr>'
         for k, v in prov
     )
-    csvs = ["summary.csv"] + (["fair_comparison.csv"] if best is not None else [])
+    csvs = ["summary.csv"] + (["fair_comparison.csv"] if best is not None else []) \
+        + (["training.csv"] if training is not None else [])
     body = [
         f"<h1>mcgrad-bench report: sweep {_e(sweep.sweep_id)}</h1>",
         "<p>Built from the tracking store alone; no estimator was run. Files beside this page: "
@@ -743,6 +809,10 @@ def _page(sweep: Sweep, out: Path, summary: pd.DataFrame, best: pd.DataFrame | N
         f"<p>Per {_e(per)} (the same numbers as <code>summary.csv</code>): {_e(held)}.</p>",
         _table(summary, text=("estimator",), tall=len(summary) > 40),
     ]
+    if training is not None:
+        body += [f"<p>Training (<code>training.csv</code>), per {_e(per)}, medians over seeds: "
+                 f"{_e(_and([TRAINING_COLUMNS[c] for c in training.columns if c in TRAINING_COLUMNS]))}.</p>",
+                 _table(training, text=("estimator",), tall=len(training) > 40)]
     for section in (s for _, made in sections for s in made):
         if section.name.startswith(("variance_vs_", "bias_vs_")) and section.name != "variance_vs_distance":
             csv = next(f for f in section.files if f.endswith(".csv"))

@@ -96,7 +96,11 @@ class ReportError(ConfigError):
 
 
 def open_store(uri: str) -> MlflowClient:
-    """A client of an existing store; a SQLite file that is not there is refused, not created."""
+    """A client of an existing store; a SQLite file that is not there is refused, not created, and so
+    is a URI that MLflow refuses by design (:func:`experiments.tracking.refused_by_design`)."""
+    reason = tracking.refused_by_design(uri)
+    if reason is not None:
+        raise ReportError(f"invalid tracking.uri={redact_uri(uri)!r}: {reason}")
     path = tracking.sqlite_path(uri)
     if path is not None and not path.is_file():
         raise ReportError(

@@ -505,14 +505,15 @@ def mse_split(data: pd.DataFrame, colors: dict, title: str, facets: Sequence[str
 
 
 # Cosmetic labels of curves by name; any other curve is labelled by its name.
-CURVE_LABELS = {"elbo": "ELBO (nats)", "test_accuracy": "test accuracy (fraction)",
+CURVE_LABELS = {"elbo": "ELBO (nats)", "test_accuracy": "test accuracy (fraction)", "test_elbo": "test ELBO (nats)",
                 "grad_variance": r"tr Cov[ĝ] at $\theta_t$", "loss": r"loss L($\theta_t$)"}
 
 
-def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str, facets: Sequence[str] = ()) -> Figure:
-    """Curves against step, median and IQR over seeds: rows step sizes (and values of the
-    ``facets``, other swept factors), columns the keys of ``bands`` (each a
-    :func:`tables.bands` frame), hue estimator."""
+def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str, facets: Sequence[str] = (), *,
+           x: str = "step", xlabel: str = "step t") -> Figure:
+    """Curves against step (or the column ``x`` of each band, labelled ``xlabel``), median and
+    IQR over seeds: rows step sizes (and values of the ``facets``, other swept factors), columns
+    the keys of ``bands`` (each a :func:`tables.bands` frame), hue estimator."""
     keys = [k for k in bands if len(bands[k])]
     levels = _facet_levels(pd.concat([bands[k] for k in keys]), facets)
     alphas = [(a, level) for a in _levels(pd.concat([bands[k]["step_size"] for k in keys])) for level in levels]
@@ -526,7 +527,7 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str, facets: Seq
                 cell = bands[key][(bands[key]["step_size"] == a) if pd.notna(a) else bands[key]["step_size"].isna()]
                 cell = cell[_facet_rows(cell, facets, level)]
                 for est, e in cell.groupby("estimator", sort=True):
-                    t = e["step"].to_numpy()
+                    t = e[x].to_numpy(dtype=float)
                     lo, mid, hi = (e[c].replace([np.inf, -np.inf], np.nan).to_numpy(dtype=float)
                                    for c in ("q25", "median", "q75"))
                     ax.fill_between(t, lo, hi, color=colors[est], alpha=0.25, linewidth=0)
@@ -535,7 +536,7 @@ def curves(bands: dict[str, pd.DataFrame], colors: dict, title: str, facets: Seq
                     _log(ax)
                 ax.set_title(f"{CURVE_LABELS.get(key, key).split(' (')[0]}, α = {_g(a)}"
                              + "".join(f", {_short(f)} = {_value(v)}" for f, v in zip(facets, level)))
-                ax.set_xlabel("step t" if i == len(alphas) - 1 else "")
+                ax.set_xlabel(xlabel if i == len(alphas) - 1 else "")
                 ax.set_ylabel(CURVE_LABELS.get(key, key))
         ests = sorted(set().union(*(bands[k]["estimator"] for k in keys)))
         handles = [Line2D([], [], color=colors[e], linewidth=2, label=e) for e in ests]

@@ -166,6 +166,10 @@ def test_no_store_or_no_sweep_is_refused_without_creating_anything(tmp_path, com
     with pytest.raises(ReportError, match=r"invalid tracking\.uri=.*no tracking store"):
         build_report(compose_config(f"tracking.uri={missing}", f"output_dir={tmp_path}", config_name="report"))
     assert not (tmp_path / "none.db").exists()
+    with pytest.raises(ReportError, match=r"invalid tracking\.uri='file:.*MLflow refuses the file store by design"):
+        build_report(compose_config(f"tracking.uri=file:{tmp_path / 'mlruns'}", f"output_dir={tmp_path}",
+                                    config_name="report"))
+    assert not (tmp_path / "mlruns").exists()
     with pytest.raises(ReportError, match=r"invalid tracking\.experiment='empty'.*allowed: one of"):
         build_report(report_cfg(compose_config, store, "tracking.experiment=empty"))
     store.client().create_experiment("holds-no-sweep")
