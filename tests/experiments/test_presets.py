@@ -6,12 +6,29 @@ import math
 
 import pytest
 
+from experiments.report.build import plan, read_report_sweep
 from tests.experiments.test_cli import children, parents
+
+# The report's sections each preset gets: only those its runs have data for (a single distance
+# draws nothing against the distance; a study at θ₀ draws nothing against the step; a problem
+# without an optimum draws no trajectory towards it).
+STEPPED = ["mse_split", "convergence", "outcomes", "fair_comparison"]
+TRAJECTORY = ["variance_along_trajectory", "trajectories"]
+TRAINING = ["training_vs_step", "training_vs_wall_time", "training_vs_evaluations"]
+
+
+def study(param: str) -> list[str]:
+    return [f"variance_vs_{param}", f"work_normalized_variance_vs_{param}", f"bias_vs_{param}"]
+
+
+def sections(store) -> list[str]:
+    return plan(read_report_sweep(store.uri, "mcgrad-bench"))
 
 
 def test_seed_notebook_runs_both_estimators_at_both_step_sizes(store):
     proc = store.run("-m", "experiment=seed_notebook", "steps=100", "seed=0", "variance_samples=20", "log_points=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == [*STEPPED, *TRAJECTORY]
     runs = store.runs()
     kids = children(runs)
     assert parents(runs)["status"].item() == "FINISHED" and (kids["status"] == "FINISHED").all()
@@ -31,6 +48,7 @@ def test_variance_vs_k_logs_measured_and_exact_variances_per_block_at_step_zero(
     proc = store.run("-m", "experiment=variance_vs_k", "_point_=k1", "problem.k=" + ",".join(ks),
                      "variance_samples=20000")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == study("k")
     kids = children(store.runs())
     estimators = {"score_function", "score_function_oracle_baseline", "score_function_optimal_baseline",
                   "reparameterization", "measure_valued"}
@@ -58,6 +76,7 @@ def test_logreg_compares_estimators_and_logs_elbo_and_test_accuracy(store):
     proc = store.run("-m", "experiment=logreg", "steps=20", "seed=0", "samples=2", "variance_samples=5",
                      "log_points=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == ["mse_split", "loss", "variance_along_trajectory", "problem_curves"]
     kids = children(store.runs())
     assert set(kids["params.estimator.name"]) == {"score_function", "score_function_delta", "reparameterization",
                                                   "measure_valued"}
@@ -79,6 +98,7 @@ DISCRETE = {"score_function", "score_function_leave_one_out", "arm", "disarm", "
 def test_discrete_toy_runs_every_bernoulli_estimator_and_logs_bias_beside_variance(store):
     proc = store.run("-m", "experiment=discrete_toy", "steps=20", "seed=0", "variance_samples=200", "log_points=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == ["mse_split", "loss", "variance_along_trajectory", "bias_along_trajectory"]
     kids = children(store.runs())
     assert set(zip(kids["params.estimator.name"], kids["params.problem.target"])) == {
         (e, t) for e in DISCRETE for t in ("0.499", "0.45")}
@@ -95,6 +115,7 @@ def test_discrete_toy_runs_every_bernoulli_estimator_and_logs_bias_beside_varian
 def test_discrete_variance_measures_every_estimator_at_theta0_against_its_exact_values(store):
     proc = store.run("-m", "experiment=discrete_variance", "problem.logit0=-2.0,1.0", "variance_samples=20000")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == study("logit0")
     kids = children(store.runs())
     assert set(zip(kids["params.estimator.name"], kids["params.problem.logit0"])) == {
         (e, p) for e in DISCRETE for p in ("-2.0", "1.0")}
@@ -120,6 +141,7 @@ def test_implicit_vs_k_logs_both_blocks_against_their_exact_values(store):
     ks = ["0.5", "1.0"]
     proc = store.run("-m", "experiment=implicit_vs_k", "problem.k=" + ",".join(ks), "variance_samples=20000")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == study("k")
     kids = children(store.runs())
     names = {"score_function", "score_function_optimal_baseline", "reparameterization"}
     assert set(zip(kids["params.estimator.name"], kids["params.problem.f"], kids["params.problem.k"])) == {
@@ -147,6 +169,7 @@ def test_binary_vae_trains_every_bernoulli_estimator_and_the_pathwise_one_on_gau
     proc = store.run("-m", "experiment=binary_vae", "steps=4", "seed=0", "variance_samples=3", "log_points=2",
                      "problem.test_samples=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sections(store) == ["loss", "variance_along_trajectory", *TRAINING]
     kids = children(store.runs())
     assert set(zip(kids["params.estimator.name"], kids["params.problem.latent"])) == {
         *((e, "bernoulli") for e in DISCRETE), ("reparameterization", "gaussian")}
