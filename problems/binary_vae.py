@@ -215,19 +215,62 @@ def kl_divergence(logits: np.ndarray, prior_logits: np.ndarray) -> np.ndarray:
 
 class Integrand:
     """f(b) = log q(b | x) − log p(x, b) per datum, (..., B), the encoder logits φ fixed at construction;
-    ``grad(b)`` = ∂f/∂b = φ − a + W_dᵀ(σ(η) − x), (..., B, L)."""
+    ``grad(b)`` = ∂f/∂b = φ − a + W_dᵀ(σ(η) − x), (..., B, L).
+
+    The decoder's logits η and e^{−|η|} of the last points decoded are kept: f, ∇f and the decoder's
+    gradient (:meth:`BinaryVAE.backward`) at the same samples share one product W_d b and one exp, and
+    softplus(η) = max(η, 0) + log1p(e^{−|η|}) and σ(η) both come from that exp."""
 
     def __init__(self, params: VAEParams, x: np.ndarray):
         self.params, self.x = params, x
         self.logits = encoder_logits(params, x)
+        # f(b) = bᵀ(φ − a) − log p(x | b) − Σ_j softplus(φ_j) + Σ_j softplus(a_j): the b-free terms once.
+        self._slope = self.logits - params.prior_logits
+        self._seen = None  # (b, η, e^{−|η|}) of the last decoding: reused at the same points
+
+    def _decode(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """η = W_d b + c_d and e^{−|η|} at b, (..., B, D): taken from the last decoding when b equals it or
+        one of its leading slices (estimators evaluate f and ∇f, and the model's gradient is taken, at the
+        same samples), else computed and kept (with a copy of b, which the caller may overwrite)."""
+        b, seen = np.asarray(b), self._seen
+        if seen is not None:
+            points, eta, e = seen
+            if points.shape == b.shape:
+                if np.array_equal(points, b):
+                    return eta, e
+            elif points.shape[1:] == b.shape:
+                for k in range(len(points)):
+                    if np.array_equal(points[k], b):
+                        return eta[k], e[k]
+        eta = _decoder_logits(self.params, b)
+        e = np.exp(-np.abs(eta))
+        self._seen = (np.array(b, dtype=float), eta, e)
+        return eta, e
+
+    @functools.cached_property
+    def _offset(self) -> np.ndarray:
+        """Σ_j softplus(a_j) − Σ_j softplus(φ_j), (B,): on first use, since estimators that take ∇f alone
+        never need it."""
+        return softplus(self.params.prior_logits).sum() - softplus(self.logits).sum(axis=-1)
+
+    def residual(self, b: np.ndarray) -> np.ndarray:
+        """r = σ(η) − x at b, (..., B, D), with σ(η) = 1/(1 + e^{−η}) from e^{−|η|} (no overflow)."""
+        eta, e = self._decode(b)
+        r = np.where(eta >= 0.0, 1.0, e)
+        r /= 1.0 + e
+        r -= self.x
+        return r
 
     def __call__(self, b: np.ndarray) -> np.ndarray:
-        return log_q(self.logits, b) - log_joint(self.params, self.x, b)
+        eta, e = self._decode(b)
+        # softplus(η) = max(η, 0) + log1p(e^{−|η|}); log p(x | b) = xᵀη − Σ_i softplus(η_i).
+        soft = np.log1p(e)
+        soft += np.maximum(eta, 0.0)
+        log_lik = np.einsum("...i,...i->...", self.x, eta) - soft.sum(axis=-1)
+        return np.einsum("...j,...j->...", b, self._slope) - log_lik + self._offset
 
     def grad(self, b: np.ndarray) -> np.ndarray:
-        p = self.params
-        r = sigmoid(_decoder_logits(p, b)) - self.x
-        return self.logits - p.prior_logits + r @ p.dec_weight
+        return self._slope + self.residual(b) @ self.params.dec_weight
 
 
 def integrand(params: VAEParams, x: np.ndarray) -> Integrand:
@@ -504,7 +547,19 @@ class BinaryVAE:
         return Gaussian(learn_scale=True, batch_shape=batch) if self.gaussian else Bernoulli(batch_shape=batch)
 
     def _params(self, theta: np.ndarray):
-        return unflatten(theta, self._like)
+        """θ's fields as views into it (:func:`unflatten`, its layout computed once)."""
+        if theta.shape != (self._layout[-1][1],):
+            return unflatten(theta, self._like)  # its error message
+        return type(self._like)(*(theta[lo:hi].reshape(shape) for lo, hi, shape in self._layout))
+
+    @functools.cached_property
+    def _layout(self) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+        """(start, end, shape) of each field in the flat θ."""
+        out, start = [], 0
+        for field in self._like:
+            out.append((start, start + field.size, field.shape))
+            start += field.size
+        return tuple(out)
 
     @functools.cached_property
     def _like(self):
@@ -539,7 +594,10 @@ class BinaryVAE:
             f = GaussianIntegrand(params, x)
             return f, GaussianParams(f.mean, np.exp(f.log_scale))
         f = Integrand(params, x)
-        return f, BernoulliParams(f.logits)
+        family_params = BernoulliParams(f.logits)
+        # Kept for :meth:`backward`, which gets these parameters back and reuses f's decodings.
+        self.__dict__["_last"] = (family_params, f)
+        return f, family_params
 
     def encoder_grad(self, x: np.ndarray, g: np.ndarray, params) -> np.ndarray:
         """The gradient in the encoder's weights and biases, flat ((..., L·D + L), or twice that for
@@ -562,11 +620,34 @@ class BinaryVAE:
         """∇θ of the batch's mean negative ELBO, flat: the encoder's part from ``g`` (B, k), the estimate
         of ∇ E_q[f] per datum in the family's parameters, and the model's part exact given the samples
         ``z`` (N, B, L) drawn from q."""
+        last = self.__dict__.get("_last")
+        if (not self.gaussian and last is not None and last[0] is params and last[1].x is x and g.ndim == 2
+                and z.ndim >= 2 and z.shape[-2:] == g.shape):
+            return self._bernoulli_backward(theta, x, g, z, last[1])
         model = self._params(theta)
         encoder = self.encoder_grad(x, g, params)
         rest = (gaussian_model_grads(model, x, z) if self.gaussian else model_grads(model, x, z))
         out = flatten(rest)
         out[: encoder.size] += encoder  # the encoder's entries lead θ, and are zero in the model's part
+        return out
+
+    def _bernoulli_backward(self, theta: np.ndarray, x: np.ndarray, g: np.ndarray, z: np.ndarray,
+                            f: Integrand) -> np.ndarray:
+        """:meth:`backward` written into one flat array, with r = σ(W_d b + c_d) − x from f's own
+        decodings at the samples when it has them: (gᵀx/B, mean g, mean r bᵀ, mean r, σ(a) − mean b).
+        f is the integrand made at θ (its model's parameters are θ's)."""
+        out = np.empty(theta.shape)
+        enc_w, enc_b, dec_w, dec_b, prior = self._params(out)
+        n, latents = g.shape
+        r = f.residual(z).reshape(-1, x.shape[1])
+        b = z.reshape(-1, latents)
+        np.matmul(g.T, x, out=enc_w)
+        enc_w /= n
+        np.mean(g, axis=0, out=enc_b)
+        np.matmul(r.T, b, out=dec_w)
+        dec_w /= len(r)
+        np.mean(r, axis=0, out=dec_b)
+        np.subtract(sigmoid(f.params.prior_logits), b.mean(axis=0), out=prior)
         return out
 
     def loss(self, theta: np.ndarray, rng: np.random.Generator) -> float:

@@ -228,10 +228,13 @@ class TrackedSweeper(Sweeper):
 
             table: dict = {}
             try:
-                if error is not None:
-                    # Jobs in other processes (parallel launchers) cannot close their own runs.
+                if error is not None or failures:
+                    # Jobs in other processes (parallel launchers) cannot close their own runs, nor can
+                    # a job killed outright (scancel, a time limit): once the launcher has awaited every
+                    # job, a run still RUNNING belongs to a job that has ended.
+                    reason = f"sweep stopped: {type(error).__name__}" if error else "its job ended without a result"
                     running = list(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.RUNNING]))
-                    tracking.close_runs(uri, running, status, f"sweep stopped: {type(error).__name__}")
+                    tracking.close_runs(uri, running, status, reason)
                 # Read page by page; the summary keeps each run's metrics only.
                 table = cell_summary(tracking.runs_of_sweep(uri, experiment, sweep_id, [tracking.FINISHED]))
                 metrics["jobs_done"] = sum(table["runs"])

@@ -1,4 +1,5 @@
-"""Session fixtures: a real PostgreSQL and an ``mlflow server`` on it, both on 127.0.0.1.
+"""Session fixtures: a real PostgreSQL, an ``mlflow server`` on it, and a single-node SLURM
+cluster, all on 127.0.0.1.
 
 Started once per test session, on first use, and stopped at its end; teardown checks that
 no process of theirs is left. Where PostgreSQL or its driver is missing the tests that use
@@ -17,6 +18,8 @@ import pytest
 
 from tests.services import process_tree, processes_in_group, require_services
 from tests.services.postgres import Postgres, TrackingServer, Unavailable, bin_dir
+from tests.services.slurm import SlurmCluster, missing
+from tests.services.slurm import Unavailable as SlurmUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +58,19 @@ def tracking_server(postgres, tmp_path_factory):
     server.stop()
     left = processes_in_group(server.proc.pid)
     assert not left, f"mlflow server processes left after stop: {left}"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running single-node cluster; ``SLURM_CONF`` points at it while it runs."""
+    reason = missing()
+    if reason:
+        require_services(reason)
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+    except SlurmUnavailable as exc:
+        cluster.stop()
+        require_services(f"the SLURM cluster did not start: {exc}")
+    yield cluster
+    cluster.stop()  # raises if a process is left or a port still listens

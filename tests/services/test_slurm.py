@@ -16,27 +16,10 @@ from pathlib import Path
 import pytest
 
 from experiments.config import PROJECT_ROOT
-from tests.services import require_services
-from tests.services.slurm import SlurmCluster, Unavailable, missing
+from tests.services.slurm import SlurmCluster
 
 SMALL = ["hydra.sweeper.params=null", "variance_samples=20", "log_points=11"]
-SLOW = "1000000"  # steps of the grid point that is cancelled while it runs
 
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """A running single-node cluster; ``SLURM_CONF`` points at it while it runs."""
-    reason = missing()
-    if reason:
-        require_services(reason)
-    cluster = SlurmCluster()
-    try:
-        cluster.start()
-    except Unavailable as exc:
-        cluster.stop()
-        require_services(f"the SLURM cluster did not start: {exc}")
-    yield cluster
-    cluster.stop()  # raises if a process is left or a port still listens
 
 
 def sweep(cluster: SlurmCluster, tracking_uri: str, tmp: Path, name: str, *overrides: str) -> subprocess.Popen:
@@ -111,63 +94,3 @@ def test_array_job_sweep_into_the_postgresql_backed_server(slurm_cluster, tracki
     assert len(states) == 8 and set(states.values()) == {"COMPLETED"}, states
     array_ids = {job.split("_")[0] for job in states}
     assert len(array_ids) == 1 and sorted(int(job.split("_")[1]) for job in states) == list(range(8)), states
-
-
-def wait_for_slow_task(proc: subprocess.Popen, tracking_uri: str, name: str, timeout: float = 180):
-    """The slow grid point's run, as soon as it is RUNNING with its params logged."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the sweep ended ({proc.returncode}) before its slow task could be cancelled: "
-                        f"{proc.stderr.read()[-3000:]}")
-        jobs, _ = jobs_and_parents(runs_of(tracking_uri, name))
-        running = [r for r in jobs if r.info.status == "RUNNING" and r.data.params.get("steps") == SLOW]
-        if running:
-            return running[0]
-        time.sleep(0.2)
-    pytest.fail(f"the slow task did not start within {timeout:.0f} s")
-
-
-def test_cancelled_task_then_rerun_finishes_every_grid_point_once(slurm_cluster, tracking_server, tmp_path):
-    name = "slurm-resume"
-    # Three grid points, the last one slow (10-30 s here, by load) so that it can be cancelled
-    # while it runs; the two quick ones take the two cores first, and end before the launcher
-    # looks at the last task.
-    grid = ["estimator=reparameterization", "step_size=1e-2", f"steps=100,200,{SLOW}"]
-    proc = sweep(slurm_cluster, tracking_server.uri, tmp_path, name, *grid)
-    try:
-        slow = wait_for_slow_task(proc, tracking_server.uri, name)
-        # The slow grid point is the array's last task (index 2).
-        (array_id,) = set(slurm_cluster.client("squeue", "-h", f"--name={name}", "-o", "%F").split())
-        slurm_cluster.client("scancel", f"{array_id}_2")
-    except BaseException:
-        proc.kill()  # the sweep, not its jobs: the cluster's teardown cancels those
-        proc.communicate()
-        raise
-    code, err = finish(proc)
-    assert code != 0, "the sweep did not report the cancelled task (did it finish before the scancel?)"
-
-    runs = runs_of(tracking_server.uri, name)
-    jobs, parents = jobs_and_parents(runs)
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert len(parents) == 1 and parents[0].info.status == "FAILED"
-    finished_before = {r.info.run_id for r in jobs if r.info.status == "FINISHED"}
-    assert len(finished_before) == 2
-    (cancelled,) = [r for r in jobs if r.info.run_id == slow.info.run_id]
-    assert cancelled.info.status in ("FAILED", "KILLED")
-
-    # The same command again resumes the sweep: only the cancelled grid point runs.
-    code, err = finish(sweep(slurm_cluster, tracking_server.uri, tmp_path, name, *grid))
-    assert code == 0, err[-3000:]
-    runs = runs_of(tracking_server.uri, name)
-    jobs, parents = jobs_and_parents(runs)
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(jobs) == 4  # the two finished grid points were not run again
-    finished = [r for r in jobs if r.info.status == "FINISHED"]
-    assert sorted(int(r.data.params["steps"]) for r in finished) == [100, 200, int(SLOW)]
-    assert finished_before <= {r.info.run_id for r in finished}
-
-    states = accounting(slurm_cluster, name, 4)
-    assert states.get(f"{array_id}_2") == "CANCELLED", states
-    assert sorted(states.values()) == ["CANCELLED"] + ["COMPLETED"] * 3, states
