@@ -84,6 +84,14 @@ def assert_complete(runs: pd.DataFrame, expected: int) -> None:
     assert not (runs["status"] == "RUNNING").any()
 
 
+def assert_one_sweep_of(runs: pd.DataFrame, jobs: int) -> None:
+    """One FINISHED grid point per job, and one FINISHED parent run that counts them all as its children."""
+    assert_complete(runs, jobs)
+    parent = runs[runs["tags.run_kind"] == "sweep"]
+    assert len(parent) == 1 and parent["status"].item() == "FINISHED" and parent["metrics.jobs_done"].item() == jobs
+    assert (runs.loc[runs["tags.run_kind"] == "job", "tags.mlflow.parentRunId"] == parent["run_id"].item()).all()
+
+
 def metrics_by_point(store: Store) -> dict:
     """config_hash -> {metric: [(step, value)]} for every FINISHED job run, wall time left out."""
     client = store.client()

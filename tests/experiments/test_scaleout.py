@@ -12,8 +12,8 @@ import pytest
 from mlflow.entities import ViewType
 
 from tests.conftest import Store
-from tests.sweeps import (COMMON, GRID40, SMALL, ServerStore, assert_complete, check_interrupted_sweep_resumes,
-                          free_port, metrics_by_point)
+from tests.sweeps import (COMMON, GRID40, SMALL, ServerStore, assert_complete, assert_one_sweep_of,
+                          check_interrupted_sweep_resumes, free_port, metrics_by_point)
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,7 @@ def joblib_sqlite(tmp_path_factory):
 
 
 def test_joblib_sweep_into_one_sqlite_store(joblib_sqlite):
-    runs = joblib_sqlite.runs()
-    assert_complete(runs, 40)
-    parent = runs[runs["tags.run_kind"] == "sweep"]
-    assert len(parent) == 1 and parent["status"].item() == "FINISHED" and parent["metrics.jobs_done"].item() == 40
-    assert (runs.loc[runs["tags.run_kind"] == "job", "tags.mlflow.parentRunId"] == parent["run_id"].item()).all()
+    assert_one_sweep_of(joblib_sqlite.runs(), 40)
 
 
 def test_submitit_local_sweep_and_identical_metrics_across_launchers(joblib_sqlite, tmp_path):
