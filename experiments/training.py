@@ -144,9 +144,8 @@ def run_training(problem, estimator, *, step_size: float, steps: int, samples: i
             if cost is not None:
                 curves["work_normalized_variance"][k] = measured.value * cost
             values = problem.curve_values(theta_t, curve_rng(seed, int(t)))
-            for name in problem.curves:
+            for name in ("loss", *problem.curves):
                 curves[name][k] = values[name]
-            curves["loss"][k] = problem.loss(theta_t, curve_rng(seed, int(t)))
         trajectory = np.stack([kept[int(t)][0] for t in logged])
         final_loss = _finite(curves["loss"][-1])
         summary = {"final_loss": final_loss}

@@ -143,4 +143,5 @@ class Trainable(Protocol):
         """The objective at θ (an estimate from ``rng`` where it is not known exactly)."""
 
     def curve_values(self, theta: np.ndarray, rng: np.random.Generator) -> Mapping[str, float]:
-        """Each of ``curves`` at θ, from ``rng``."""
+        """Each of ``curves`` at θ, from ``rng``, and ``loss``: what :meth:`loss` gives from a
+        generator in ``rng``'s state (the training loop logs the curves without a second evaluation)."""

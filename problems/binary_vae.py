@@ -664,14 +664,14 @@ class BinaryVAE:
         return float((expected - kl_divergence(logits, params.prior_logits)).mean())
 
     def curve_values(self, theta: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-        """``elbo`` on the evaluation subset and ``test_elbo`` (importance-weighted, ``test_samples``
-        draws) on the test set, per datum, from ``rng``."""
+        """``elbo`` on the evaluation subset, ``loss`` = −``elbo``, and ``test_elbo`` (importance-weighted,
+        ``test_samples`` draws) on the test set, per datum, from ``rng``."""
         elbo = self._elbo(theta, rng)  # first: ``loss`` from a generator in the same state is −elbo
         params, test = self._params(theta), self.fixed[1]
         bound = gaussian_iwae_bound if self.gaussian else iwae_bound
         total = sum(float(bound(params, test[k:k + _TEST_CHUNK], self.test_samples, rng).sum())
                     for k in range(0, len(test), _TEST_CHUNK))
-        return {"elbo": elbo, "test_elbo": total / len(test)}
+        return {"loss": -elbo, "elbo": elbo, "test_elbo": total / len(test)}
 
     # Read as an integrand (what configuration checks ask of a problem: f and ∂f/∂z), the problem is
     # f on the probe batch at the initial model of seed 0.
